@@ -33,6 +33,7 @@ const (
 	ReasonNotDesired  Reason = "not_desired" // remove: owned, no longer in the policy
 	ReasonExclusive   Reason = "exclusive"   // remove: unmarked mail-port rule, ownership exclusive
 	ReasonDescription Reason = "description" // update: owned, only the description differs
+	ReasonDuplicate   Reason = "duplicate"   // remove: owned, a second copy of a desired rule
 )
 
 // Change is one step of a plan for one scope of one target.

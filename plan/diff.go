@@ -1,6 +1,11 @@
 package plan
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+)
 
 // Ownership says which rules mailfw may remove.
 type Ownership string
@@ -27,6 +32,8 @@ type TargetPlan struct {
 	StateDigest string    `json:"state_digest"`
 	Changes     []Change  `json:"changes"`
 	Findings    []Finding `json:"findings"`
+	// Satisfied lists desired rules that unmarked rules already grant.
+	Satisfied []Satisfied `json:"satisfied,omitempty"`
 }
 
 // PlanTarget reads b's state and diffs it against what p asks of t.
@@ -46,4 +53,277 @@ func PlanTarget(ctx context.Context, p *Policy, t Target, b Backend) (TargetPlan
 	}
 	tp.Name, tp.Type = t.Name, t.Type
 	return tp, nil
+}
+
+// Satisfied records a desired rule that an unmarked rule already grants, so
+// the plan adds nothing for it.
+type Satisfied struct {
+	Rule  Rule     `json:"rule"`
+	By    Observed `json:"by"`
+	Scope string   `json:"scope,omitempty"`
+}
+
+// Diff compares the desired rules with the state a backend read and returns
+// the changes that make the state match, in apply order, and the findings.
+// It returns an error only when the plan could not be carried out at all (a
+// quota it would pass, an allow the backend says must not be shadowed).
+func Diff(desired []Rule, st *State, caps Capabilities, opts DiffOptions) (TargetPlan, error) {
+	tp := TargetPlan{Kind: st.Kind, StateDigest: st.Digest(), Changes: []Change{}, Findings: []Finding{}}
+	desired, tp.Findings = fitToTarget(desired, st, caps)
+	if opts.Ownership == "" {
+		opts.Ownership = Managed
+	}
+	ports := mailPorts(desired, opts.MailPorts)
+	var errs []error
+	for i := range st.Scopes {
+		d := &scopeDiff{scope: &st.Scopes[i], desired: desired, opts: opts, ports: ports, caps: caps,
+			ipv6: st.IPv6 && caps.IPv6}
+		if err := d.run(); err != nil {
+			errs = append(errs, err)
+		}
+		tp.Changes = append(tp.Changes, d.changes...)
+		tp.Findings = append(tp.Findings, d.findings...)
+		tp.Satisfied = append(tp.Satisfied, d.satisfied...)
+	}
+	tp.Findings = append(tp.Findings, st.Findings...)
+	sortChanges(tp.Changes)
+	sortFindings(tp.Findings)
+	if len(errs) > 0 {
+		return tp, joinErrors(errs)
+	}
+	return tp, nil
+}
+
+// fitToTarget drops what the target cannot hold and says so.
+func fitToTarget(desired []Rule, st *State, caps Capabilities) ([]Rule, []Finding) {
+	var out []Rule
+	var fs []Finding
+	noV6, limitLines := 0, map[int]bool{}
+	for _, r := range desired {
+		if r.Family == IPv6 && (!st.IPv6 || !caps.IPv6) {
+			noV6++
+			continue
+		}
+		if r.Limit != nil && !caps.Limit {
+			if !limitLines[r.Line] {
+				limitLines[r.Line] = true
+				fs = append(fs, Finding{ID: FindingLimitUnenforced, Severity: Low, Line: r.Line,
+					Message: fmt.Sprintf("this target cannot enforce connections_per_source (%d) for port %d; the rules are written without the limit",
+						r.Limit.ConnectionsPerSource, r.Port)})
+			}
+			r.Limit = nil
+		}
+		out = append(out, r)
+	}
+	if noV6 > 0 {
+		fs = append(fs, Finding{ID: FindingNoIPv6, Severity: Medium,
+			Message: fmt.Sprintf("this target does not filter IPv6, so %d IPv6 rule(s) of the policy are left out; "+
+				"IPv6 traffic follows whatever the host does by default", noV6)})
+	}
+	return out, fs
+}
+
+func mailPorts(desired []Rule, given []int) []int {
+	set := map[int]bool{}
+	for _, p := range given {
+		set[p] = true
+	}
+	if given == nil {
+		for _, p := range MailPorts {
+			set[p] = true
+		}
+		for _, r := range desired {
+			set[r.Port] = true
+		}
+	}
+	out := make([]int, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	return out
+}
+
+type scopeDiff struct {
+	scope   *Scope
+	desired []Rule
+	opts    DiffOptions
+	ports   []int
+	caps    Capabilities
+	ipv6    bool
+
+	changes   []Change
+	findings  []Finding
+	satisfied []Satisfied
+	// removed marks the indexes of scope.Rules the plan removes; used
+	// marks the unmarked rules that satisfy a desired rule.
+	removed map[int]bool
+	used    map[int]bool
+}
+
+func (d *scopeDiff) run() error {
+	d.removed, d.used = map[int]bool{}, map[int]bool{}
+	rules := d.scope.Rules
+	ownedByKey := map[string][]int{}
+	for i, o := range rules {
+		if !o.Owned {
+			continue
+		}
+		if r, ok := o.AsRule(); ok && !o.Conditional {
+			ownedByKey[r.Key()] = append(ownedByKey[r.Key()], i)
+			continue
+		}
+		// An owned rule mailfw would never write (a range, edited by
+		// hand): take it out and let the desired rules be added afresh.
+		d.remove(i, ReasonNotDesired)
+	}
+	var errs []error
+	for _, want := range d.desired {
+		if idx := ownedByKey[want.Key()]; len(idx) > 0 {
+			keep := idx[0]
+			ownedByKey[want.Key()] = idx[1:]
+			d.used[keep] = true
+			if err := d.checkShadow(want, rules[keep].Order); err != nil {
+				errs = append(errs, err)
+			}
+			if rules[keep].Description != want.Description {
+				d.changes = append(d.changes, Change{Action: Update, Rule: want, Reason: ReasonDescription,
+					Scope: d.scope.ID, ID: rules[keep].ID})
+			}
+			continue
+		}
+		if i, ok := d.grantedByUnmarked(want); ok {
+			d.used[i] = true
+			d.satisfied = append(d.satisfied, Satisfied{Rule: want, By: rules[i], Scope: d.scope.ID})
+			continue
+		}
+		if err := d.checkShadow(want, d.scope.AllowOrder); err != nil {
+			errs = append(errs, err)
+		}
+		d.changes = append(d.changes, Change{Action: Add, Rule: want, Reason: ReasonMissing, Scope: d.scope.ID})
+	}
+	for _, idx := range ownedByKey {
+		for _, i := range idx {
+			reason := ReasonNotDesired
+			if d.isDesired(rules[i]) {
+				reason = ReasonDuplicate
+			}
+			d.remove(i, reason)
+		}
+	}
+	if d.opts.Ownership == Exclusive {
+		d.removeUnmarked()
+	}
+	d.findExposure()
+	d.findDuplicates()
+	d.findFamilyMismatch()
+	if err := d.checkQuota(); err != nil {
+		errs = append(errs, err)
+	}
+	return joinErrors(errs)
+}
+
+func (d *scopeDiff) remove(i int, reason Reason) {
+	o := d.scope.Rules[i]
+	r, _ := o.AsRule()
+	if o.Broad() {
+		r = Rule{Family: o.Family, Protocol: o.Protocol, Port: o.PortFrom, Source: o.Source,
+			Verdict: o.Verdict, Description: o.Description}
+	}
+	d.removed[i] = true
+	d.changes = append(d.changes, Change{Action: Remove, Rule: r, Reason: reason, Scope: d.scope.ID, ID: o.ID})
+}
+
+func (d *scopeDiff) isDesired(o Observed) bool {
+	r, ok := o.AsRule()
+	if !ok {
+		return false
+	}
+	for _, w := range d.desired {
+		if w.Key() == r.Key() {
+			return true
+		}
+	}
+	return false
+}
+
+// grantedByUnmarked finds an unmarked rule that already does what want
+// asks: for an allow, one that covers it and is not itself shadowed; for a
+// deny, an equal one.
+func (d *scopeDiff) grantedByUnmarked(want Rule) (int, bool) {
+	for i, o := range d.scope.Rules {
+		if o.Owned || o.Conditional || o.Verdict != want.Verdict || d.removed[i] {
+			continue
+		}
+		if want.Verdict == Deny {
+			if r, ok := o.AsRule(); ok && r.Key() == want.Key() {
+				return i, true
+			}
+			continue
+		}
+		if want.Limit != nil && o.Limit == nil && !o.Broad() && o.Source == want.Source {
+			// An equal rule without the limit: mailfw's limited rule would
+			// change nothing while it stands; keep it and say so.
+			d.findings = append(d.findings, Finding{ID: FindingLimitBypassed, Severity: Medium,
+				Rule: &d.scope.Rules[i], Scope: d.scope.ID, Line: want.Line,
+				Message: fmt.Sprintf("an unmarked rule grants port %d from %s without the policy's limit of %d connections per source",
+					want.Port, want.Source, want.Limit.ConnectionsPerSource)})
+		} else if want.Limit != nil && o.Limit == nil {
+			continue
+		}
+		if o.Covers(want) && d.shadowOf(o.Family, o.Order, func(x Observed) bool { return x.Covers(want) }) == nil {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// shadowOf returns the first deny that a packet meets before order and that
+// catches everything match says, or nil.
+func (d *scopeDiff) shadowOf(f Family, order int, catches func(Observed) bool) *Observed {
+	for i, o := range d.scope.Rules {
+		if o.Verdict != Deny || o.Conditional || d.removed[i] || o.Order >= order {
+			continue
+		}
+		if o.Family == f || o.Family == FamilyAny || f == FamilyAny {
+			if catches(o) {
+				return &d.scope.Rules[i]
+			}
+		}
+	}
+	return nil
+}
+
+// checkShadow reports a desired allow that an earlier unmarked deny makes
+// dead; where the backend says so, that is an error.
+func (d *scopeDiff) checkShadow(want Rule, order int) error {
+	if want.Verdict != Allow {
+		return nil
+	}
+	by := d.shadowOf(want.Family, order, func(x Observed) bool { return x.Covers(want) && !x.Owned })
+	if by == nil {
+		return nil
+	}
+	if d.caps.ShadowedAllowIsError {
+		return fmt.Errorf("policy line %d: the allow for port %d from %s in %s would be dead: %s is evaluated first; "+
+			"give the target a better (lower) priority or remove that rule", want.Line, want.Port, want.Source, d.scope.ID, by)
+	}
+	d.findings = append(d.findings, Finding{ID: FindingDeadAllow, Severity: High, Rule: by,
+		Scope: d.scope.ID, Line: want.Line,
+		Message: fmt.Sprintf("the policy's allow for port %d from %s would have no effect: %s comes first and drops it",
+			want.Port, want.Source, by)})
+	return nil
+}
+
+// removeUnmarked takes out, under exclusive ownership, the unmarked
+// single-port allows on mail ports that no desired rule uses.
+func (d *scopeDiff) removeUnmarked() {
+	for i, o := range d.scope.Rules {
+		if o.Owned || o.Fixed || o.Conditional || o.Broad() || o.Verdict != Allow || d.used[i] || d.removed[i] {
+			continue
+		}
+		if slices.Contains(d.ports, o.PortFrom) && o.Protocol == "tcp" {
+			d.remove(i, ReasonExclusive)
+		}
+	}
 }

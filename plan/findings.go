@@ -1,0 +1,250 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// coversPort reports whether o matches TCP traffic to port p.
+func (o Observed) coversPort(p int) bool {
+	return (o.Protocol == "tcp" || o.Protocol == "all") && o.PortFrom <= p && p <= o.PortTo
+}
+
+func isWorld(source string) bool { return source == "0.0.0.0/0" || source == "::/0" }
+
+// findExposure reports unmarked allows that open mail ports wider than the
+// policy does, broad rules that reach mail ports, and unmarked allows that
+// an earlier deny makes dead.
+func (d *scopeDiff) findExposure() {
+	for i := range d.scope.Rules {
+		o := &d.scope.Rules[i]
+		if o.Owned || o.Verdict != Allow || d.removed[i] {
+			continue
+		}
+		var exposed, beyond []int
+		for _, p := range d.ports {
+			if !o.coversPort(p) {
+				continue
+			}
+			exposed = append(exposed, p)
+			if !d.policyAllows(o, p) {
+				beyond = append(beyond, p)
+			}
+		}
+		if len(exposed) == 0 {
+			continue
+		}
+		if by := d.shadowOf(o.Family, o.Order, func(x Observed) bool {
+			return x.PortFrom <= o.PortFrom && o.PortTo <= x.PortTo && SourceContains(x.Source, o.Source) &&
+				(x.Protocol == "all" || x.Protocol == o.Protocol)
+		}); by != nil {
+			d.add(Finding{ID: FindingDeadAllow, Severity: Low, Rule: o,
+				Message: fmt.Sprintf("%s has no effect: %s comes first", o, by)})
+			continue
+		}
+		d.reportExposure(o, exposed, beyond)
+	}
+}
+
+func (d *scopeDiff) reportExposure(o *Observed, exposed, beyond []int) {
+	cond := ""
+	if o.Conditional {
+		cond = " (under conditions mailfw does not model)"
+	}
+	switch {
+	case o.Broad():
+		sev := Low
+		if len(beyond) > 0 {
+			sev = Medium
+			if isWorld(o.Source) {
+				sev = High
+			}
+		}
+		msg := fmt.Sprintf("%s is a broad rule that also opens mail port(s) %s%s", o, portList(exposed), cond)
+		if len(beyond) > 0 {
+			msg += fmt.Sprintf("; port(s) %s are open wider than the policy allows", portList(beyond))
+		}
+		d.add(Finding{ID: FindingBroadRule, Severity: sev, Rule: o,
+			Message: msg + "; narrow it to the ports it is for"})
+	case len(beyond) > 0:
+		sev := Medium
+		if isWorld(o.Source) {
+			sev = High
+		}
+		d.add(Finding{ID: FindingOpenBeyondPolicy, Severity: sev, Rule: o,
+			Message: fmt.Sprintf("%s opens port %s wider than the policy allows%s; remove it, add it to the policy, or use ownership: exclusive",
+				o, portList(beyond), cond)})
+	}
+}
+
+// policyAllows reports whether some desired allow for port p covers all of
+// o's sources.
+func (d *scopeDiff) policyAllows(o *Observed, p int) bool {
+	for _, w := range d.desired {
+		if w.Verdict == Allow && w.Port == p && (w.Family == o.Family || w.Family == FamilyAny) &&
+			SourceContains(w.Source, o.Source) {
+			return true
+		}
+	}
+	return false
+}
+
+func portList(ps []int) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = fmt.Sprint(p)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (d *scopeDiff) add(f Finding) {
+	f.Scope = d.scope.ID
+	d.findings = append(d.findings, f)
+}
+
+// findDuplicates reports rules that appear more than once.
+func (d *scopeDiff) findDuplicates() {
+	seen := map[string]int{}
+	for i, o := range d.scope.Rules {
+		if d.removed[i] || o.Conditional {
+			continue
+		}
+		k := fmt.Sprintf("%s|%s|%d|%d|%s|%s|%v", o.Family, o.Protocol, o.PortFrom, o.PortTo, o.Source, o.Verdict, o.Limit)
+		if first, dup := seen[k]; dup {
+			d.add(Finding{ID: FindingDuplicateRule, Severity: Low, Rule: &d.scope.Rules[i],
+				Message: fmt.Sprintf("%s repeats %s; one of them can go", o, d.scope.Rules[first])})
+			continue
+		}
+		seen[k] = i
+	}
+}
+
+// findFamilyMismatch reports a desired port that, once the plan is
+// applied, is open to every IPv4 address but not to every IPv6 one, or the
+// other way round.
+func (d *scopeDiff) findFamilyMismatch() {
+	if !d.ipv6 {
+		return
+	}
+	for _, p := range d.ports {
+		v4, v6 := d.worldOpen(IPv4, p), d.worldOpen(IPv6, p)
+		if v4 == v6 {
+			continue
+		}
+		open, shut := "IPv4", "IPv6"
+		if v6 {
+			open, shut = shut, open
+		}
+		d.add(Finding{ID: FindingFamilyMismatch, Severity: Medium, Line: d.lineFor(p),
+			Message: fmt.Sprintf("port %d will be open to all of %s but not to all of %s; "+
+				"use from: [anywhere] for both families, or say anywhere-ipv4 on purpose", p, open, shut)})
+	}
+}
+
+func (d *scopeDiff) lineFor(p int) int {
+	for _, w := range d.desired {
+		if w.Port == p && w.Verdict == Allow {
+			return w.Line
+		}
+	}
+	return 0
+}
+
+func (d *scopeDiff) worldOpen(f Family, p int) bool {
+	for _, w := range d.desired {
+		if w.Verdict == Allow && w.Family == f && w.Port == p && isWorld(w.Source) {
+			return true
+		}
+	}
+	for i, o := range d.scope.Rules {
+		if !o.Owned && !o.Conditional && !d.removed[i] && o.Verdict == Allow && o.Family == f &&
+			o.coversPort(p) && isWorld(o.Source) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkQuota refuses a plan that would pass the scope's quota and warns
+// when it comes near.
+func (d *scopeDiff) checkQuota() error {
+	q := d.scope.Quota
+	if q <= 0 {
+		return nil
+	}
+	after := map[Family]int{IPv4: d.scope.QuotaUsed[IPv4], IPv6: d.scope.QuotaUsed[IPv6]}
+	for _, c := range d.changes {
+		delta := map[Action]int{Add: 1, Remove: -1}[c.Action]
+		if c.Rule.Family == FamilyAny {
+			after[IPv4] += delta
+			after[IPv6] += delta
+		} else {
+			after[c.Rule.Family] += delta
+		}
+	}
+	var errs []error
+	for _, f := range []Family{IPv4, IPv6} {
+		switch n := after[f]; {
+		case n > q:
+			errs = append(errs, fmt.Errorf("%s: the plan needs %d %s rules, and the quota is %d; "+
+				"nothing was changed: ask the provider for a higher quota and set quota: in the target, or narrow the policy",
+				d.scope.ID, n, f, q))
+		case n*10 >= q*8:
+			d.add(Finding{ID: FindingQuotaNear, Severity: Medium,
+				Message: fmt.Sprintf("%d of %d %s rules will be used", n, q, f)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var actionRank = map[Action]int{Add: 0, Update: 1, Remove: 2}
+
+// sortChanges puts changes in apply order: every add before any update and
+// every update before any removal, so no desired port closes while a plan
+// runs; within adds, denies first, so no allow opens before the carve-out
+// that narrows it.
+func sortChanges(cs []Change) {
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if actionRank[a.Action] != actionRank[b.Action] {
+			return actionRank[a.Action] < actionRank[b.Action]
+		}
+		if a.Scope != b.Scope {
+			return a.Scope < b.Scope
+		}
+		if a.Rule.Verdict != b.Rule.Verdict {
+			return a.Rule.Verdict == Deny
+		}
+		if a.Rule.Family != b.Rule.Family {
+			return a.Rule.Family < b.Rule.Family
+		}
+		if a.Rule.Port != b.Rule.Port {
+			return a.Rule.Port < b.Rule.Port
+		}
+		return a.Rule.Source < b.Rule.Source
+	})
+}
+
+func sortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Severity.Rank() != b.Severity.Rank() {
+			return a.Severity.Rank() > b.Severity.Rank()
+		}
+		if a.ID != b.ID {
+			return a.ID < b.ID
+		}
+		if a.Scope != b.Scope {
+			return a.Scope < b.Scope
+		}
+		return a.Message < b.Message
+	})
+}
+
+func joinErrors(errs []error) error {
+	errs = slices.DeleteFunc(errs, func(e error) bool { return e == nil })
+	return errors.Join(errs...)
+}

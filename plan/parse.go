@@ -1,0 +1,380 @@
+package plan
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// parser walks the YAML tree of one policy file, collecting every mistake
+// rather than stopping at the first.
+type parser struct {
+	file    string
+	dir     string
+	errs    PolicyErrors
+	digests [][]byte
+}
+
+func (ps *parser) fail(n *yaml.Node, field, format string, args ...any) {
+	e := &PolicyError{File: ps.file, Field: field, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	ps.errs = append(ps.errs, e)
+}
+
+// ParsePolicy checks data as the policy file named filename. Relative
+// {file: ...} lists are read from filename's directory.
+func ParsePolicy(filename string, data []byte) (*Policy, error) {
+	ps := &parser{file: filename, dir: filepath.Dir(filename), digests: [][]byte{data}}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, ps.yamlError(err)
+	}
+	p := &Policy{File: filename, Sources: map[string]*Source{}, Ownership: Managed}
+	if len(doc.Content) == 0 {
+		ps.fail(nil, "", "the file is empty; start it with \"version: 1\" (see mailfw validate --help)")
+		return nil, ps.errs
+	}
+	root := doc.Content[0]
+	fields := ps.mapping(root, "", []string{"version", "sources", "allow", "deny", "targets", "ownership"})
+	ps.version(p, fields["version"], root)
+	if n := fields["sources"]; n != nil {
+		ps.sources(p, n)
+	}
+	if n := fields["allow"]; n != nil {
+		p.Allow = ps.entries(p, n, "allow")
+	}
+	if n := fields["deny"]; n != nil {
+		p.Deny = ps.entries(p, n, "deny")
+	}
+	if len(p.Allow) == 0 && len(p.Deny) == 0 && fields["allow"] == nil {
+		ps.fail(root, "allow", "the policy has no allow entries; add at least one, for example \"- port: smtp\" with \"from: [anywhere]\"")
+	}
+	ps.targets(p, fields["targets"], root)
+	if n := fields["ownership"]; n != nil {
+		switch Ownership(n.Value) {
+		case Managed, Exclusive:
+			p.Ownership = Ownership(n.Value)
+		default:
+			ps.fail(n, "ownership", "%q is not an ownership mode; use managed (the default) or exclusive", n.Value)
+		}
+	}
+	if len(ps.errs) > 0 {
+		return nil, ps.errs
+	}
+	p.Digest = digestOf(ps.digests...)
+	return p, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func (ps *parser) yamlError(err error) error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return PolicyErrors{{File: ps.file, Line: line, Column: 1,
+			Msg: m[2] + " (the file is not valid YAML)"}}
+	}
+	return PolicyErrors{{File: ps.file, Msg: strings.TrimPrefix(msg, "yaml: ") + " (the file is not valid YAML)"}}
+}
+
+// mapping checks that n is a mapping with only the allowed keys and
+// returns its values by key.
+func (ps *parser) mapping(n *yaml.Node, field string, allowed []string) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	if n.Kind != yaml.MappingNode {
+		ps.fail(n, field, "expected a mapping of keys (%s), found %s", strings.Join(allowed, ", "), kindName(n))
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		f := join(field, k.Value)
+		if !slices.Contains(allowed, k.Value) {
+			ps.fail(k, f, "unknown key %q; the keys allowed here are %s%s", k.Value,
+				strings.Join(allowed, ", "), suggest(k.Value, allowed))
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			ps.fail(k, f, "%q is given twice; keep one", k.Value)
+			continue
+		}
+		out[k.Value] = v
+	}
+	return out
+}
+
+func join(field, key string) string {
+	if field == "" {
+		return key
+	}
+	return field + "." + key
+}
+
+func suggest(got string, allowed []string) string {
+	for _, a := range allowed {
+		if strings.EqualFold(a, got) || strings.ReplaceAll(a, "_", "") == strings.ReplaceAll(strings.ToLower(got), "-", "") {
+			return fmt.Sprintf(" (did you mean %q?)", a)
+		}
+	}
+	return ""
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "nothing"
+}
+
+func (ps *parser) version(p *Policy, n, root *yaml.Node) {
+	if n == nil {
+		ps.fail(root, "version", "the policy has no version; add \"version: 1\" as the first line")
+		return
+	}
+	if n.Kind != yaml.ScalarNode || n.Value != "1" {
+		ps.fail(n, "version", "version %s is not supported; this mailfw reads version 1", kindName(n))
+		return
+	}
+	p.Version = 1
+}
+
+var sourceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
+
+func (ps *parser) sources(p *Policy, n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		ps.fail(n, "sources", "expected a mapping of names to address lists, found %s", kindName(n))
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		field := "sources." + k.Value
+		switch {
+		case !sourceName.MatchString(k.Value):
+			ps.fail(k, field, "%q is not a usable name; start with a letter, then letters, digits, '_', '-' or '.'", k.Value)
+			continue
+		case builtinSources[k.Value] != nil:
+			ps.fail(k, field, "%q is a built-in source name; pick another name", k.Value)
+			continue
+		case p.Sources[k.Value] != nil:
+			ps.fail(k, field, "source %q is defined twice; merge the two lists", k.Value)
+			continue
+		}
+		src := &Source{Name: k.Value, Line: k.Line}
+		switch v.Kind {
+		case yaml.SequenceNode:
+			for j, item := range v.Content {
+				f := fmt.Sprintf("%s[%d]", field, j)
+				if item.Kind != yaml.ScalarNode {
+					ps.fail(item, f, "expected an IP, a CIDR or a cloud reference, found %s", kindName(item))
+					continue
+				}
+				ps.addSource(src, item, f, item.Value)
+			}
+		case yaml.MappingNode:
+			fields := ps.mapping(v, field, []string{"file"})
+			if fn := fields["file"]; fn != nil {
+				ps.sourceFile(src, fn, field+".file")
+			}
+		default:
+			ps.fail(v, field, "expected a list of addresses or {file: PATH}, found %s", kindName(v))
+		}
+		p.Sources[k.Value] = src
+	}
+}
+
+func (ps *parser) addSource(src *Source, n *yaml.Node, field, value string) {
+	canon, fam, err := CanonicalSource(value)
+	if err != nil {
+		ps.fail(n, field, "%v; write an address such as 198.51.100.10, a CIDR such as 2001:db8::/32, or a cloud reference (sg-..., pl-...)", err)
+		return
+	}
+	src.Entries = append(src.Entries, SourceEntry{Value: canon, Family: fam})
+}
+
+func (ps *parser) sourceFile(src *Source, n *yaml.Node, field string) {
+	path := n.Value
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(ps.dir, path)
+	}
+	data, err := readLimited(path)
+	if err != nil {
+		ps.fail(n, field, "cannot read the address list: %v; check the path (relative paths start at the policy file's directory)", err)
+		return
+	}
+	ps.digests = append(ps.digests, data)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if i := strings.IndexAny(text, "#;"); i >= 0 {
+			text = text[:i]
+		}
+		text = strings.TrimSpace(text)
+		if text == "" {
+			continue
+		}
+		canon, fam, err := CanonicalSource(text)
+		if err != nil || fam == FamilyAny {
+			if err == nil {
+				err = fmt.Errorf("%q is a cloud reference, which an address list cannot hold", text)
+			}
+			ps.errs = append(ps.errs, &PolicyError{File: path, Line: line, Column: 1,
+				Field: "(address list of " + src.Name + ")",
+				Msg:   err.Error() + "; one IP or CIDR a line, '#' or ';' starts a comment"})
+			continue
+		}
+		src.Entries = append(src.Entries, SourceEntry{Value: canon, Family: fam})
+	}
+	if err := sc.Err(); err != nil {
+		ps.fail(n, field, "reading the address list %s: %v", path, err)
+	}
+}
+
+func readLimited(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > MaxPolicySize {
+		return nil, fmt.Errorf("%s is larger than %d MiB", path, MaxPolicySize>>20)
+	}
+	return os.ReadFile(path)
+}
+
+func (ps *parser) entries(p *Policy, n *yaml.Node, section string) []Entry {
+	if n.Kind != yaml.SequenceNode {
+		ps.fail(n, section, "expected a list of entries (- port: ..., from: [...]), found %s", kindName(n))
+		return nil
+	}
+	keys := []string{"port", "from", "description", "limit"}
+	if section == "deny" {
+		keys = keys[:3]
+	}
+	var out []Entry
+	for i, item := range n.Content {
+		field := fmt.Sprintf("%s[%d]", section, i)
+		fields := ps.mapping(item, field, keys)
+		e := Entry{Line: item.Line, Column: item.Column}
+		ok := ps.port(&e, fields["port"], item, field)
+		ok = ps.from(p, &e, fields["from"], item, field) && ok
+		if d := fields["description"]; d != nil {
+			if d.Kind != yaml.ScalarNode {
+				ps.fail(d, field+".description", "expected text, found %s", kindName(d))
+			}
+			e.Description = d.Value
+		}
+		if l := fields["limit"]; l != nil {
+			e.Limit = ps.limit(l, field+".limit")
+		}
+		if ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (ps *parser) port(e *Entry, n, item *yaml.Node, field string) bool {
+	if n == nil {
+		ps.fail(item, field+".port", "the entry has no port; add \"port: smtp\", \"submission\", \"smtps\" or a number")
+		return false
+	}
+	field += ".port"
+	if n.Kind != yaml.ScalarNode {
+		ps.fail(n, field, "expected one port, found %s; write one entry per port", kindName(n))
+		return false
+	}
+	e.PortName = n.Value
+	if v, ok := portNames[strings.ToLower(n.Value)]; ok {
+		e.Port = v
+		return true
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil {
+		ps.fail(n, field, "%q is not a port; use smtp (25), submission (587), smtps (465) or a number from 1 to 65535", n.Value)
+		return false
+	}
+	if v < 1 || v > 65535 {
+		ps.fail(n, field, "%d is outside 1-65535; use a port number in that range", v)
+		return false
+	}
+	e.Port = v
+	return true
+}
+
+func (ps *parser) from(p *Policy, e *Entry, n, item *yaml.Node, field string) bool {
+	if n == nil {
+		ps.fail(item, field+".from", "the entry has no from; add for example \"from: [anywhere]\" or a source name")
+		return false
+	}
+	field += ".from"
+	items := []*yaml.Node{n}
+	if n.Kind == yaml.SequenceNode {
+		items = n.Content
+	}
+	if len(items) == 0 {
+		ps.fail(n, field, "the list is empty; name at least one source")
+		return false
+	}
+	ok := true
+	for j, it := range items {
+		f := fmt.Sprintf("%s[%d]", field, j)
+		if it.Kind != yaml.ScalarNode {
+			ps.fail(it, f, "expected a source name or an address, found %s", kindName(it))
+			ok = false
+			continue
+		}
+		if builtinSources[it.Value] != nil || p.Sources[it.Value] != nil {
+			e.From = append(e.From, it.Value)
+			continue
+		}
+		if canon, _, err := CanonicalSource(it.Value); err == nil {
+			e.From = append(e.From, canon)
+			continue
+		}
+		ps.fail(it, f, "unknown source %q; define it under sources:, or use anywhere, anywhere-ipv4, anywhere-ipv6, an IP or a CIDR%s",
+			it.Value, suggest(it.Value, sourceNames(p)))
+		ok = false
+	}
+	return ok
+}
+
+func sourceNames(p *Policy) []string {
+	names := []string{"anywhere", "anywhere-ipv4", "anywhere-ipv6"}
+	for n := range p.Sources {
+		names = append(names, n)
+	}
+	return names
+}
+
+func (ps *parser) limit(n *yaml.Node, field string) *Limit {
+	fields := ps.mapping(n, field, []string{"connections_per_source"})
+	c := fields["connections_per_source"]
+	if c == nil {
+		if n.Kind == yaml.MappingNode {
+			ps.fail(n, field, "a limit needs connections_per_source, for example {connections_per_source: 10}")
+		}
+		return nil
+	}
+	v, err := strconv.Atoi(c.Value)
+	if err != nil || v < 1 || v > 65535 {
+		ps.fail(c, field+".connections_per_source", "%s is not a connection count; use a whole number from 1 to 65535", kindName(c))
+		return nil
+	}
+	return &Limit{ConnectionsPerSource: v}
+}
