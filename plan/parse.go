@@ -119,13 +119,40 @@ func join(field, key string) string {
 	return field + "." + key
 }
 
+// suggest names the allowed word closest to got, when one is close enough
+// to be a likely typo.
 func suggest(got string, allowed []string) string {
+	best, bestDist := "", 3
 	for _, a := range allowed {
-		if strings.EqualFold(a, got) || strings.ReplaceAll(a, "_", "") == strings.ReplaceAll(strings.ToLower(got), "-", "") {
-			return fmt.Sprintf(" (did you mean %q?)", a)
+		if d := editDistance(strings.ToLower(got), a); d < bestDist {
+			best, bestDist = a, d
 		}
 	}
-	return ""
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func kindName(n *yaml.Node) string {

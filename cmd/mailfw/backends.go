@@ -1,0 +1,8 @@
+package main
+
+import "github.com/mailfw/mailfw/providers"
+
+// registry lists the target types this build serves.
+func registry() providers.Registry {
+	return providers.Registry{}
+}

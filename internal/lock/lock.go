@@ -1,0 +1,73 @@
+// Package lock keeps two mailfw runs on one host from interleaving their
+// changes: an apply holds an exclusive flock on one file for its whole run.
+package lock
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// DefaultPath is the lock file; MAILFW_LOCK_FILE overrides it.
+const DefaultPath = "/run/lock/mailfw.lock"
+
+// Path returns the lock file in force.
+func Path() string {
+	if p := os.Getenv("MAILFW_LOCK_FILE"); p != "" {
+		return p
+	}
+	if _, err := os.Stat(filepath.Dir(DefaultPath)); err != nil {
+		return filepath.Join(os.TempDir(), "mailfw.lock")
+	}
+	return DefaultPath
+}
+
+// Lock is a held lock.
+type Lock struct{ f *os.File }
+
+// ErrTimeout is returned when another run held the lock for the whole wait.
+var ErrTimeout = errors.New("another mailfw run holds the lock")
+
+// Acquire takes the lock at path, waiting up to wait. It calls waiting once
+// when it has to wait, so the caller can say why nothing happens.
+func Acquire(path string, wait time.Duration, waiting func()) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock file: %w", err)
+	}
+	deadline := time.Now().Add(wait)
+	told := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			fmt.Fprintf(f, "%d\n", os.Getpid())
+			return &Lock{f: f}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("%w (%s) after waiting %s; wait for it to finish, or raise --lock-timeout", ErrTimeout, path, wait)
+		}
+		if !told && waiting != nil {
+			waiting()
+			told = true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Release gives the lock up.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}

@@ -1,0 +1,136 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mailfw/mailfw/plan"
+)
+
+// Human renders for a terminal or a log.
+type Human struct {
+	W     io.Writer
+	Color bool
+}
+
+const (
+	green  = "\x1b[32m"
+	red    = "\x1b[31m"
+	yellow = "\x1b[33m"
+	bold   = "\x1b[1m"
+	dim    = "\x1b[2m"
+	reset  = "\x1b[0m"
+)
+
+func (h Human) paint(code, s string) string {
+	if !h.Color {
+		return s
+	}
+	return code + s + reset
+}
+
+var reasonText = map[plan.Reason]string{
+	plan.ReasonMissing:     "",
+	plan.ReasonNotDesired:  "no longer in the policy",
+	plan.ReasonExclusive:   "unmarked; ownership is exclusive",
+	plan.ReasonDescription: "description changes",
+	plan.ReasonDuplicate:   "duplicate of another mailfw rule",
+}
+
+// Plan prints every target's changes, what is already granted, the
+// findings, and the closing count.
+func (h Human) Plan(f *plan.File) {
+	for _, t := range f.Targets {
+		h.target(t)
+	}
+	h.summary(f.Summary)
+}
+
+func (h Human) target(t plan.TargetPlan) {
+	kind := t.Type
+	if t.Kind != "" && t.Kind != t.Type {
+		kind = t.Type + ": " + t.Kind
+	}
+	fmt.Fprintf(h.W, "%s %s (%s)\n", h.paint(bold, "Target"), h.paint(bold, t.Name), kind)
+	scope := ""
+	for _, c := range t.Changes {
+		if c.Scope != scope && c.Scope != "" && multiScope(t) {
+			fmt.Fprintf(h.W, "  %s\n", c.Scope)
+		}
+		scope = c.Scope
+		h.change(c)
+	}
+	for _, s := range t.Satisfied {
+		fmt.Fprintf(h.W, "  %s %s %s\n", h.paint(dim, "="), s.Rule,
+			h.paint(dim, "(already granted by "+s.By.String()+")"))
+	}
+	if len(t.Changes) == 0 {
+		fmt.Fprintln(h.W, "  no changes")
+	}
+	if len(t.Findings) > 0 {
+		fmt.Fprintln(h.W, "  findings:")
+		for _, fd := range t.Findings {
+			h.finding(fd)
+		}
+	}
+	fmt.Fprintln(h.W)
+}
+
+func multiScope(t plan.TargetPlan) bool {
+	for _, c := range t.Changes {
+		if c.Scope != t.Changes[0].Scope {
+			return true
+		}
+	}
+	return len(t.Changes) > 0 && t.Changes[0].Scope != "INPUT" && t.Changes[0].Scope != ""
+}
+
+func (h Human) change(c plan.Change) {
+	color := map[plan.Action]string{plan.Add: green, plan.Remove: red, plan.Update: yellow}[c.Action]
+	line := fmt.Sprintf("  %s %s", h.paint(color, c.Action.Symbol()), c.Rule)
+	if r := reasonText[c.Reason]; r != "" {
+		line += h.paint(dim, " ("+r+")")
+	}
+	fmt.Fprintln(h.W, line)
+}
+
+var severityColor = map[plan.Severity]string{
+	plan.Critical: red, plan.High: red, plan.Medium: yellow, plan.Low: dim, plan.Info: dim,
+}
+
+func (h Human) finding(f plan.Finding) {
+	sev := fmt.Sprintf("%-8s", strings.ToUpper(string(f.Severity)))
+	where := ""
+	if f.Line > 0 {
+		where = fmt.Sprintf(" [policy line %d]", f.Line)
+	}
+	if f.Scope != "" && f.Scope != "INPUT" {
+		where += " [" + f.Scope + "]"
+	}
+	fmt.Fprintf(h.W, "    %s %s: %s%s\n", h.paint(severityColor[f.Severity], sev), f.ID, f.Message, where)
+}
+
+func (h Human) summary(s plan.Summary) {
+	if s.Total() == 0 {
+		fmt.Fprintln(h.W, h.paint(bold, "No changes.")+" The firewall already matches the policy.")
+		return
+	}
+	fmt.Fprintf(h.W, "%s %d to add, %d to change, %d to remove.\n", h.paint(bold, "Plan:"), s.Add, s.Update, s.Remove)
+}
+
+// Findings prints an audit: drift as changes, then findings, then a count.
+func (h Human) Audit(f *plan.File) {
+	for _, t := range f.Targets {
+		h.target(t)
+	}
+	n := 0
+	for _, t := range f.Targets {
+		n += len(t.Findings)
+	}
+	drift := "no drift"
+	if f.Summary.Total() > 0 {
+		drift = fmt.Sprintf("drift: %d to add, %d to change, %d to remove", f.Summary.Add, f.Summary.Update, f.Summary.Remove)
+	}
+	fmt.Fprintf(h.W, "%s %s; %d finding(s).\n", h.paint(bold, "Audit:"), drift, n)
+}
