@@ -271,6 +271,10 @@ func (d *scopeDiff) grantedByUnmarked(want Rule) (int, bool) {
 		} else if want.Limit != nil && o.Limit == nil {
 			continue
 		}
+		if d.opts.Ownership == Exclusive && d.removableUnmarked(o) && !d.policyAllows(&o, o.PortFrom) {
+			// Exclusive ownership takes this rule out; it cannot satisfy.
+			continue
+		}
 		if o.Covers(want) && d.shadowOf(o.Family, o.Order, func(x Observed) bool { return x.Covers(want) }) == nil {
 			return i, true
 		}
@@ -319,11 +323,15 @@ func (d *scopeDiff) checkShadow(want Rule, order int) error {
 // single-port allows on mail ports that no desired rule uses.
 func (d *scopeDiff) removeUnmarked() {
 	for i, o := range d.scope.Rules {
-		if o.Owned || o.Fixed || o.Conditional || o.Broad() || o.Verdict != Allow || d.used[i] || d.removed[i] {
-			continue
-		}
-		if slices.Contains(d.ports, o.PortFrom) && o.Protocol == "tcp" {
+		if d.removableUnmarked(o) && !d.used[i] && !d.removed[i] {
 			d.remove(i, ReasonExclusive)
 		}
 	}
+}
+
+// removableUnmarked reports whether exclusive ownership may remove o: an
+// unmarked, unconditional single-port TCP allow on a mail port.
+func (d *scopeDiff) removableUnmarked(o Observed) bool {
+	return !o.Owned && !o.Fixed && !o.Conditional && !o.Broad() && o.Verdict == Allow &&
+		o.Protocol == "tcp" && slices.Contains(d.ports, o.PortFrom)
 }

@@ -1,0 +1,174 @@
+package plan
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDiff_quotaIsCheckedBeforeAnyWrite(t *testing.T) {
+	desired := []Rule{rule("allow ipv4 tcp 25 198.51.100.1/32"), rule("allow ipv4 tcp 25 198.51.100.2/32")}
+	tests := []struct {
+		name     string
+		used     int
+		wantErr  string
+		wantFind []string
+	}{
+		{"room-left", 2, "", []string{}},
+		{"near-the-quota", 6, "", []string{"medium quota-near"}},
+		{"over-the-quota", 9, "needs 11 ipv4 rules, and the quota is 10", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &State{IPv6: true, Scopes: []Scope{{ID: "sg-1", Quota: 10, QuotaUsed: map[Family]int{IPv4: tc.used}}}}
+			tp, err := Diff(desired, st, Capabilities{IPv6: true}, DiffOptions{MailPorts: []int{}})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to say %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.wantFind, findingIDs(tp.Findings)); d != "" {
+				t.Errorf("findings (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestDiff_shadowedAllowIsAnErrorWhereTheBackendSaysSo(t *testing.T) {
+	st := &State{IPv6: true, Scopes: []Scope{{ID: "sg-1", AllowOrder: 3, DenyOrder: 2,
+		Rules: []Observed{obs("deny ipv4 tcp 25 198.51.100.0/24", order(2))}}}}
+	desired := []Rule{rule("allow ipv4 tcp 25 198.51.100.7/32")}
+	_, err := Diff(desired, st, Capabilities{Deny: true, IPv6: true, ShadowedAllowIsError: true}, DiffOptions{})
+	if err == nil || !strings.Contains(err.Error(), "would be dead") || !strings.Contains(err.Error(), "198.51.100.0/24") {
+		t.Fatalf("err = %v, want a dead-allow error naming the shadowing rule", err)
+	}
+	tp, err := Diff(desired, st, Capabilities{Deny: true, IPv6: true}, DiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"high dead-allow"}, findingIDs(tp.Findings)); d != "" {
+		t.Errorf("findings (-want +got):\n%s", d)
+	}
+}
+
+func TestDiff_fitsThePolicyToTheTarget(t *testing.T) {
+	limited := rule("allow ipv4 tcp 465 203.0.113.0/24")
+	limited.Limit = &Limit{ConnectionsPerSource: 10}
+	desired := []Rule{rule("allow ipv4 tcp 25 0.0.0.0/0"), rule("allow ipv6 tcp 25 ::/0"), limited}
+	st := &State{IPv6: false, Scopes: []Scope{{ID: "host"}}}
+	tp, err := Diff(desired, st, Capabilities{IPv6: true}, DiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"+ allow ipv4 tcp/25 from 0.0.0.0/0 (missing)",
+		"+ allow ipv4 tcp/465 from 203.0.113.0/24 (missing)",
+	}
+	if d := cmp.Diff(want, changeLines(tp.Changes)); d != "" {
+		t.Errorf("changes (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"medium ipv6-unfiltered", "low limit-unenforced"}, findingIDs(tp.Findings)); d != "" {
+		t.Errorf("findings (-want +got):\n%s", d)
+	}
+}
+
+func TestDiff_everyScopeGetsTheDesiredRules(t *testing.T) {
+	st := &State{IPv6: true, Scopes: []Scope{
+		{ID: "sg-b", Rules: []Observed{obs("allow ipv4 tcp 25 0.0.0.0/0", owned(""))}},
+		{ID: "sg-a"},
+	}}
+	tp, err := Diff([]Rule{rule("allow ipv4 tcp 25 0.0.0.0/0")}, st, Capabilities{}, DiffOptions{MailPorts: []int{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tp.Changes) != 1 || tp.Changes[0].Scope != "sg-a" {
+		t.Fatalf("changes = %+v, want one add to sg-a", tp.Changes)
+	}
+}
+
+func TestStateDigest_ignoresListingOrderButNotRuleOrder(t *testing.T) {
+	a := obs("allow ipv4 tcp 25 0.0.0.0/0", order(1))
+	b := obs("deny ipv4 tcp 25 192.0.2.1/32", order(2))
+	s1 := &State{Scopes: []Scope{{ID: "INPUT", Rules: []Observed{a, b}}}}
+	s2 := &State{Scopes: []Scope{{ID: "INPUT", Rules: []Observed{b, a}}}}
+	if s1.Digest() != s2.Digest() {
+		t.Error("the same rules listed in another order give another digest")
+	}
+	a.Order, b.Order = 2, 1
+	s3 := &State{Scopes: []Scope{{ID: "INPUT", Rules: []Observed{a, b}}}}
+	if s1.Digest() == s3.Digest() {
+		t.Error("swapping the evaluation order of two rules left the digest unchanged")
+	}
+}
+
+func TestDesired(t *testing.T) {
+	pol := mustParse(t, `version: 1
+sources:
+  office: [203.0.113.9/24, "2001:DB8:10:0::/48"]
+  partners: [pl-0123456789abcdef0]
+allow:
+  - port: smtp
+    from: [anywhere]
+  - port: submissions
+    from: [office, 203.0.113.0/24]
+    description: office clients
+    limit: {connections_per_source: 10}
+deny:
+  - port: smtp
+    from: [192.0.2.66]
+`)
+	got, err := pol.Desired(pol.Targets[0], Capabilities{Deny: true, Limit: true, IPv6: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, r := range got {
+		lines = append(lines, r.String())
+	}
+	want := []string{
+		"deny ipv4 tcp/25 from 192.0.2.66/32",
+		"allow ipv4 tcp/25 from 0.0.0.0/0",
+		"allow ipv6 tcp/25 from ::/0",
+		`allow ipv4 tcp/465 from 203.0.113.0/24 limit 10/source "office clients"`,
+		`allow ipv6 tcp/465 from 2001:db8:10::/48 limit 10/source "office clients"`,
+	}
+	if d := cmp.Diff(want, lines); d != "" {
+		t.Errorf("rules (-want +got):\n%s", d)
+	}
+
+	for _, tc := range []struct {
+		name, policy, want string
+		caps               Capabilities
+	}{
+		{"deny-on-an-allow-only-target", "deny:\n  - port: smtp\n    from: [192.0.2.1]\n", "deny entry cannot be enforced", Capabilities{}},
+		{"prefix-list-on-a-host-firewall", "allow:\n  - port: smtp\n    from: [partners]\n", "holds the cloud reference pl-0123456789abcdef0", Capabilities{Deny: true}},
+		{"description-the-backend-refuses", "allow:\n  - port: smtp\n    from: [anywhere]\n    description: bad\n", "no such text", Capabilities{
+			Description: func(string) (string, error) { return "", errorString("no such text") }}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustParse(t, "version: 1\nsources:\n  partners: [pl-0123456789abcdef0]\n"+tc.policy)
+			_, err := p.Desired(p.Targets[0], tc.caps)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "test.yaml:") {
+				t.Fatalf("err = %v, want a located error saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+func mustParse(t *testing.T, src string) *Policy {
+	t.Helper()
+	p, err := ParsePolicy("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("ParsePolicy: %v", err)
+	}
+	return p
+}
