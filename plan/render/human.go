@@ -49,8 +49,14 @@ func (h Human) Plan(f *plan.File) {
 
 func (h Human) target(t plan.TargetPlan) {
 	kind := t.Type
-	if t.Kind != "" && t.Kind != t.Type {
-		kind = t.Type + ": " + t.Kind
+	switch {
+	case t.Kind == "" || t.Kind == t.Type:
+	case strings.HasPrefix(t.Kind, t.Type):
+		kind = t.Kind
+	case t.Type == "auto":
+		kind = "auto-detected " + t.Kind
+	default:
+		kind = t.Type + ", " + t.Kind
 	}
 	fmt.Fprintf(h.W, "%s %s (%s)\n", h.paint(bold, "Target"), h.paint(bold, t.Name), kind)
 	scope := ""
@@ -63,7 +69,7 @@ func (h Human) target(t plan.TargetPlan) {
 	}
 	for _, s := range t.Satisfied {
 		fmt.Fprintf(h.W, "  %s %s %s\n", h.paint(dim, "="), s.Rule,
-			h.paint(dim, "(already granted by "+s.By.String()+")"))
+			h.paint(dim, "already granted by: "+s.By.String()))
 	}
 	if len(t.Changes) == 0 {
 		fmt.Fprintln(h.W, "  no changes")
