@@ -1,0 +1,425 @@
+package firewalld
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/mailfw/mailfw/plan"
+)
+
+// ErrRuntimeDirect refuses the reload that creates the mailfw policies
+// while firewalld holds runtime-only direct rules, which a reload would drop
+// and which this backend cannot restore faithfully.
+var ErrRuntimeDirect = errors.New("firewalld has runtime-only direct rules that a reload would drop")
+
+// step is one change rendered for firewall-cmd.
+type step struct {
+	change plan.Change
+	policy string
+	text   string
+}
+
+// batch is the changes of one Apply, by policy.
+type batch struct {
+	adds, removes map[string][]step
+	updates       []plan.Change
+	all           []step
+}
+
+func newBatch(changes []plan.Change) (*batch, error) {
+	bt := &batch{adds: map[string][]step{}, removes: map[string][]step{}}
+	for _, c := range changes {
+		switch c.Action {
+		case plan.Add:
+			text, err := renderRule(c.Rule)
+			if err != nil {
+				return nil, fmt.Errorf("nothing changed: %w", err)
+			}
+			p := AllowPolicy
+			if c.Rule.Verdict == plan.Deny {
+				p = DenyPolicy
+			}
+			s := step{c, p, text}
+			bt.adds[p] = append(bt.adds[p], s)
+			bt.all = append(bt.all, s)
+		case plan.Remove:
+			p, text, err := splitOwnedID(c.ID)
+			if err != nil {
+				return nil, fmt.Errorf("nothing changed: removing %s: %w", c.Rule, err)
+			}
+			s := step{c, p, text}
+			bt.removes[p] = append(bt.removes[p], s)
+			bt.all = append(bt.all, s)
+		case plan.Update:
+			// Descriptions are not stored, so an update has nothing to
+			// write; it is done as soon as it is asked for.
+			bt.updates = append(bt.updates, c)
+		default:
+			return nil, fmt.Errorf("nothing changed: unknown action %q", c.Action)
+		}
+	}
+	return bt, nil
+}
+
+// calls renders one phase: one firewall-cmd call per policy.
+func phaseCalls(permanent bool, op string, byPolicy map[string][]step) [][]string {
+	var calls [][]string
+	for _, p := range sortedKeys(byPolicy) {
+		args := []string{"--policy=" + p}
+		if permanent {
+			args = append([]string{"--permanent"}, args...)
+		}
+		for _, s := range byPolicy[p] {
+			args = append(args, "--"+op+"-rich-rule="+s.text)
+		}
+		calls = append(calls, args)
+	}
+	return calls
+}
+
+// Apply writes the changes into the mailfw policies, permanent first and
+// then runtime, adds before removes. The first apply, which has to create
+// the policies, reloads firewalld once and restores every runtime-only
+// entry the reload dropped; see [Backend.Notes].
+func (b *Backend) Apply(ctx context.Context, changes []plan.Change) ([]plan.Change, error) {
+	b.setNotes(nil)
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	bt, err := newBatch(changes)
+	if err != nil {
+		return nil, err
+	}
+	outs, _, err := b.parallel(ctx, [][]string{{"--get-policies"}, {"--permanent", "--get-policies"}})
+	if err != nil {
+		return nil, fmt.Errorf("nothing changed: listing policies: %w", err)
+	}
+	inRuntime, inPermanent := strings.Fields(outs[0]), strings.Fields(outs[1])
+	for p := range bt.adds {
+		if !contains(inRuntime, p) {
+			return b.applyWithReload(ctx, bt, inRuntime, inPermanent)
+		}
+	}
+	return b.applyDirect(ctx, bt)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// applyDirect changes both configurations without a reload.
+func (b *Backend) applyDirect(ctx context.Context, bt *batch) ([]plan.Change, error) {
+	phases := []struct {
+		permanent bool
+		op        string
+		steps     map[string][]step
+	}{
+		{true, "add", bt.adds}, {false, "add", bt.adds},
+		{true, "remove", bt.removes}, {false, "remove", bt.removes},
+	}
+	for _, ph := range phases {
+		calls := phaseCalls(ph.permanent, ph.op, ph.steps)
+		if len(calls) == 0 {
+			continue
+		}
+		if _, _, err := b.parallel(ctx, calls); err != nil {
+			return b.partial(ctx, bt, err)
+		}
+	}
+	return b.verify(ctx, bt)
+}
+
+// verify reads the mailfw policies back from both configurations and
+// returns the changes that hold in both.
+func (b *Backend) verify(ctx context.Context, bt *batch) ([]plan.Change, error) {
+	done, pending, err := b.check(ctx, bt)
+	if err != nil {
+		return done, fmt.Errorf("changes were sent but could not be read back: %w", err)
+	}
+	if len(pending) > 0 {
+		return done, fmt.Errorf("firewalld accepted the calls but %d of %d changes did not "+
+			"take effect: %s", len(pending), len(bt.all), strings.Join(pending, "; "))
+	}
+	b.log.Info("applied", "changes", len(done))
+	return done, nil
+}
+
+// check classifies every step by the views it holds in.
+func (b *Backend) check(ctx context.Context, bt *batch) (done []plan.Change, pending []string, err error) {
+	outs, _, err := b.parallel(ctx, [][]string{{"--list-all-policies"},
+		{"--permanent", "--list-all-policies"}})
+	if err != nil {
+		return nil, nil, err
+	}
+	var views [2]map[string]*block
+	for i, out := range outs {
+		bs, err := parseBlocks(out)
+		if err != nil {
+			return nil, nil, err
+		}
+		views[i] = byName(bs)
+	}
+	has := func(v map[string]*block, s step) bool {
+		p := v[s.policy]
+		return p != nil && contains(p.Fields["rich rules"], s.text)
+	}
+	done = append(done, bt.updates...)
+	for _, s := range bt.all {
+		want := s.change.Action == plan.Add
+		rt, perm := has(views[0], s) == want, has(views[1], s) == want
+		switch {
+		case rt && perm:
+			done = append(done, s.change)
+		case rt:
+			pending = append(pending, fmt.Sprintf("%s %s: runtime only", s.change.Action, s.change.Rule))
+		case perm:
+			pending = append(pending, fmt.Sprintf("%s %s: permanent only", s.change.Action, s.change.Rule))
+		default:
+			pending = append(pending, fmt.Sprintf("%s %s: not done", s.change.Action, s.change.Rule))
+		}
+	}
+	return done, pending, nil
+}
+
+// partial reports exactly what a failed apply did.
+func (b *Backend) partial(ctx context.Context, bt *batch, cause error) ([]plan.Change, error) {
+	done, pending, err := b.check(ctx, bt)
+	if err != nil {
+		return nil, fmt.Errorf("applying to firewalld: %w; reading back what was done also "+
+			"failed: %v", cause, err)
+	}
+	return done, fmt.Errorf("applying to firewalld: %w; %d of %d changes done in runtime "+
+		"and permanent, the rest: %s; a rerun completes them", cause, len(done)-len(bt.updates),
+		len(bt.all), strings.Join(pending, "; "))
+}
+
+func (b *Backend) setNotes(n []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.notes = n
+}
+
+// applyWithReload creates the missing mailfw policies in the permanent
+// configuration, writes the changes there, reloads, and puts back every
+// runtime entry the reload changed, so the runtime ends as it was plus
+// mailfw's policies.
+func (b *Backend) applyWithReload(ctx context.Context, bt *batch, inRuntime, inPermanent []string) ([]plan.Change, error) {
+	before, _, _, err := b.readViews(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nothing changed: %w", err)
+	}
+	if err := b.checkDirect(ctx); err != nil {
+		return nil, fmt.Errorf("nothing changed: %w", err)
+	}
+	var create []string
+	for _, p := range []string{DenyPolicy, AllowPolicy} {
+		if !contains(inPermanent, p) {
+			create = append(create, p)
+		}
+	}
+	if err := b.createPolicies(ctx, create); err != nil {
+		return nil, fmt.Errorf("creating policies %v in the permanent configuration (runtime "+
+			"unchanged, no rule written; a rerun continues): %w", create, err)
+	}
+	for _, ph := range []struct {
+		op    string
+		steps map[string][]step
+	}{{"add", bt.adds}, {"remove", bt.removes}} {
+		if calls := phaseCalls(true, ph.op, ph.steps); len(calls) > 0 {
+			if _, _, err := b.parallel(ctx, calls); err != nil {
+				return nil, fmt.Errorf("writing rules to the permanent configuration (runtime "+
+					"unchanged, not reloaded; a rerun continues): %w", err)
+			}
+		}
+	}
+	b.log.Info("reloading firewalld to bring the new mailfw policies into force",
+		"created", create, "missing_in_runtime", missingOf(inRuntime))
+	if _, err := b.fc(ctx, "--reload"); err != nil {
+		return nil, fmt.Errorf("reloading firewalld after writing the mailfw policies: %w", err)
+	}
+	notes, err := b.restoreRuntime(ctx, before)
+	notes = append([]string{fmt.Sprintf("created policies %s and reloaded firewalld once",
+		strings.Join(missingOf(inRuntime), ", "))}, notes...)
+	b.setNotes(notes)
+	for _, n := range notes {
+		b.log.Info(n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("firewalld was reloaded and the mailfw policies are in force, "+
+			"but %w", err)
+	}
+	return b.verify(ctx, bt)
+}
+
+func missingOf(inRuntime []string) []string {
+	var out []string
+	for _, p := range []string{DenyPolicy, AllowPolicy} {
+		if !contains(inRuntime, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// createPolicies makes the policies in the permanent configuration.
+// firewall-cmd takes one of these settings per call.
+func (b *Backend) createPolicies(ctx context.Context, names []string) error {
+	prio := map[string]int{AllowPolicy: AllowPriority, DenyPolicy: DenyPriority}
+	desc := map[string]string{
+		AllowPolicy: "mailfw: allow rules, evaluated after the zones so that bans in zones hold",
+		DenyPolicy:  "mailfw: deny rules, evaluated before the zones so that they beat zone services",
+	}
+	for _, n := range names {
+		for _, args := range [][]string{
+			{"--new-policy=" + n},
+			{"--policy=" + n, fmt.Sprintf("--set-priority=%d", prio[n])},
+			{"--policy=" + n, "--add-ingress-zone=ANY"},
+			{"--policy=" + n, "--add-egress-zone=HOST"},
+			{"--policy=" + n, "--set-short=mailfw"},
+			{"--policy=" + n, "--set-description=" + desc[n]},
+		} {
+			if _, err := b.fc(ctx, append([]string{"--permanent"}, args...)...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkDirect refuses when the runtime holds direct rules, chains or
+// passthroughs the permanent configuration lacks.
+func (b *Backend) checkDirect(ctx context.Context) error {
+	var calls [][]string
+	for _, q := range []string{"--get-all-rules", "--get-all-chains", "--get-all-passthroughs"} {
+		calls = append(calls, []string{"--direct", q}, []string{"--permanent", "--direct", q})
+	}
+	outs, _, err := b.parallel(ctx, calls)
+	if err != nil {
+		return fmt.Errorf("reading direct rules: %w", err)
+	}
+	var extra []string
+	for i := 0; i < len(outs); i += 2 {
+		perm := map[string]bool{}
+		for _, l := range strings.Split(outs[i+1], "\n") {
+			perm[l] = true
+		}
+		for _, l := range strings.Split(outs[i], "\n") {
+			if strings.TrimSpace(l) != "" && !perm[l] {
+				extra = append(extra, l)
+			}
+		}
+	}
+	if len(extra) > 0 {
+		return fmt.Errorf("%w (%s); make them permanent or remove them, then apply again",
+			ErrRuntimeDirect, cut(extra))
+	}
+	return nil
+}
+
+// restoreRuntime puts back the runtime entries of every zone and foreign
+// policy that the reload changed, and checks that it worked.
+func (b *Backend) restoreRuntime(ctx context.Context, before view) ([]string, error) {
+	after, _, _, err := b.readViews(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the runtime after the reload failed, so runtime-only "+
+			"entries may be lost: %w", err)
+	}
+	lost := foreign(minus(before.items(), after.items()))
+	gained := foreign(minus(after.items(), before.items()))
+	var errs []error
+	for _, c := range restoreCalls(lost, "add") {
+		if _, err := b.fc(ctx, c...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range restoreCalls(gained, "remove") {
+		if _, err := b.fc(ctx, c...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var notes []string
+	if len(lost) > 0 {
+		notes = append(notes, fmt.Sprintf("carried %d runtime-only entries across the reload: %s",
+			len(lost), cut(itemStrings(lost))))
+	}
+	if len(gained) > 0 {
+		notes = append(notes, fmt.Sprintf("took out again %d permanent-only entries the reload "+
+			"brought into the runtime: %s", len(gained), cut(itemStrings(gained))))
+	}
+	final, _, _, err := b.readViews(ctx)
+	if err != nil {
+		return notes, fmt.Errorf("checking the restored runtime: %w", err)
+	}
+	still := append(foreign(minus(before.items(), final.items())),
+		foreign(minus(final.items(), before.items()))...)
+	if len(still) > 0 {
+		return notes, fmt.Errorf("these runtime entries differ from before the reload and "+
+			"need fixing by hand: %s (%w)", strings.Join(itemStrings(still), "; "), errors.Join(errs...))
+	}
+	return notes, nil
+}
+
+// foreign drops the entries of mailfw's own policies.
+func foreign(items []item) []item {
+	var out []item
+	for _, it := range items {
+		if it.Kind == "policy" && strings.HasPrefix(it.Holder, ownedPrefix) {
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+func itemStrings(items []item) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.String()
+	}
+	return out
+}
+
+// restoreCalls groups entries into one firewall-cmd call per zone or
+// policy and kind of entry (firewall-cmd refuses to mix kinds). Interfaces
+// and sources are moved with --change-*, since the reload may have bound
+// them elsewhere.
+func restoreCalls(items []item, op string) [][]string {
+	groups := map[string][]string{}
+	var keys []string
+	for _, it := range items {
+		opt := ""
+		for _, k := range itemKeys {
+			if k.key == it.Key {
+				opt = k.option
+			}
+		}
+		verb := op
+		if op == "add" && (it.Key == "interfaces" || it.Key == "sources") {
+			verb = "change"
+		}
+		g := fmt.Sprintf("--%s=%s\x00%s-%s", it.Kind, it.Holder, verb, opt)
+		if _, ok := groups[g]; !ok {
+			keys = append(keys, g)
+		}
+		arg := "--" + verb + "-" + opt
+		if it.Key != "masquerade" {
+			arg += "=" + it.Value
+		}
+		groups[g] = append(groups[g], arg)
+	}
+	sort.Strings(keys)
+	var calls [][]string
+	for _, g := range keys {
+		holder, _, _ := strings.Cut(g, "\x00")
+		calls = append(calls, append([]string{holder}, groups[g]...))
+	}
+	return calls
+}

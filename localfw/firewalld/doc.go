@@ -1,0 +1,28 @@
+// Package firewalld is mailfw's backend for firewalld.
+//
+// mailfw writes nothing into zones. It owns the policy objects whose names
+// start with "mailfw" (ingress zone ANY, egress zone HOST), and everything
+// of the shape it writes inside them is its own: rich rules have no comment
+// field, so the policy is the mark. Two policies give the two orders that
+// matter: mailfw-deny (priority -100) runs before every zone, so its
+// rejects beat a zone's "service smtp"; mailfw-allow (priority 100) runs
+// after the zones, so a ban another tool put into a zone (fail2ban's
+// firewalld actions add runtime rich rules) still holds.
+//
+// Read reports the runtime configuration, which is what is in force:
+// mailfw's policies, the services, ports and rich rules of the zones that
+// traffic can reach (never removable, Fixed), and other host policies.
+// Differences from the permanent configuration on the mail ports are the
+// finding [FindingRuntimePermanent].
+//
+// Apply changes the permanent and then the runtime configuration with one
+// batched firewall-cmd call per policy and step. Only the apply that has to
+// create the policies reloads firewalld (a new policy reaches the runtime
+// no other way); it reads the runtime first and puts back afterwards every
+// entry the reload dropped or brought in, and says so in [Backend.Notes].
+//
+// Descriptions are not stored (Capabilities.Description maps every one to
+// ""), and connections_per_source cannot be enforced: a rich rule's
+// "limit value=" is a rate of matches shared by all sources, not a cap on
+// concurrent connections per source, so Capabilities.Limit is false.
+package firewalld
