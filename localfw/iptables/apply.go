@@ -1,0 +1,344 @@
+package iptables
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mailfw/mailfw/plan"
+)
+
+// restoreWait is how long iptables-restore waits for the xtables lock.
+const restoreWait = "--wait=30"
+
+// txn is the one iptables-restore transaction of one family.
+type txn struct {
+	family plan.Family
+	input  []byte // nil when the family is already as asked
+	done   []plan.Change
+	rules  int // native rules in MAILFW-INPUT afterwards
+}
+
+// Apply makes the changes, one iptables-restore --noflush transaction per
+// family, each validated first with --test. Both families are read and
+// validated before either is written, so a mistake in the changes leaves
+// everything as it was. If the IPv6 write fails after the IPv4 one
+// succeeded, the IPv4 changes are returned as done and the error says so.
+func (b *Backend) Apply(ctx context.Context, changes []plan.Change) ([]plan.Change, error) {
+	byFam := map[plan.Family][]plan.Change{}
+	for _, c := range changes {
+		if err := checkChange(c); err != nil {
+			return nil, err
+		}
+		byFam[c.Rule.Family] = append(byFam[c.Rule.Family], c)
+	}
+	if len(byFam[plan.IPv6]) > 0 && !b.hasIPv6() {
+		return nil, fmt.Errorf("applying ipv6 changes: ip6tables is not installed")
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	m, _, _, err := b.mode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var txs []*txn
+	for _, f := range []plan.Family{plan.IPv4, plan.IPv6} {
+		if len(byFam[f]) == 0 {
+			continue
+		}
+		tx, err := b.prepare(ctx, m, f, byFam[f])
+		if err != nil {
+			return nil, fmt.Errorf("nothing applied: %w", err)
+		}
+		txs = append(txs, tx)
+	}
+	return b.commit(ctx, m, txs)
+}
+
+// checkChange refuses what this backend never does.
+func checkChange(c plan.Change) error {
+	if c.Scope != ScopeID && c.Scope != "" {
+		return fmt.Errorf("change %s: unknown scope %q (this target has only %q)", c.Rule, c.Scope, ScopeID)
+	}
+	if c.Rule.Family != plan.IPv4 && c.Rule.Family != plan.IPv6 {
+		return fmt.Errorf("change %s: iptables rules take IPv4 or IPv6 addresses only", c.Rule)
+	}
+	if c.Action != plan.Add {
+		return nil
+	}
+	r := c.Rule
+	if r.Protocol != "tcp" || r.Port < 1 || r.Port > 65535 {
+		return fmt.Errorf("change %s: only single TCP ports can be added", r)
+	}
+	if _, fam, err := plan.CanonicalSource(r.Source); err != nil || fam != r.Family {
+		return fmt.Errorf("change %s: source %q is not an %s CIDR", r, r.Source, r.Family)
+	}
+	if r.Verdict != plan.Allow && r.Verdict != plan.Deny {
+		return fmt.Errorf("change %s: unknown verdict %q", r, r.Verdict)
+	}
+	if r.Limit != nil && (r.Verdict != plan.Allow || r.Limit.ConnectionsPerSource < 1) {
+		return fmt.Errorf("change %s: a limit needs an allow and at least one connection", r)
+	}
+	return nil
+}
+
+// prepare reads one family, works out its transaction and validates it.
+func (b *Backend) prepare(ctx context.Context, m Mode, f plan.Family, cs []plan.Change) (*txn, error) {
+	t, err := b.save(ctx, m, f)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := plan2txn(t, cs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f, err)
+	}
+	if tx.input == nil {
+		b.logger.Info("rules already as asked", "family", f, "changes", len(cs))
+		return tx, nil
+	}
+	restore := tool(b.runner, m, f, "restore")
+	if _, err := b.runner.Run(ctx, tx.input, restore, restoreWait, "--test", "--noflush"); err != nil {
+		return nil, fmt.Errorf("validating %s changes: %w", f, err)
+	}
+	return tx, nil
+}
+
+// commit runs the prepared transactions in order.
+func (b *Backend) commit(ctx context.Context, m Mode, txs []*txn) ([]plan.Change, error) {
+	var done []plan.Change
+	var doneFams []string
+	for i, tx := range txs {
+		if tx.input != nil {
+			restore := tool(b.runner, m, tx.family, "restore")
+			if _, err := b.runner.Run(ctx, tx.input, restore, restoreWait, "--noflush"); err != nil {
+				return done, partialError(doneFams, txs[i:], err)
+			}
+			b.logger.Info("applied", "family", tx.family, "changes", len(tx.done), "chain_rules", tx.rules)
+		}
+		done = append(done, tx.done...)
+		doneFams = append(doneFams, fmt.Sprintf("%s (%d changes)", tx.family, len(tx.done)))
+	}
+	return done, nil
+}
+
+func partialError(doneFams []string, left []*txn, err error) error {
+	var notDone []string
+	for _, tx := range left {
+		notDone = append(notDone, fmt.Sprintf("%s (%d changes)", tx.family, len(tx.done)))
+	}
+	applied := "nothing"
+	if len(doneFams) > 0 {
+		applied = strings.Join(doneFams, ", ")
+	}
+	return fmt.Errorf("applied %s; not applied: %s: %w", applied, strings.Join(notDone, ", "), err)
+}
+
+// plan2txn computes the transaction that makes t carry the changes. It
+// rewrites MAILFW-INPUT as a whole (flushed and refilled inside the one
+// restore, so atomically) and touches INPUT only to place the jump.
+func plan2txn(t *table, cs []plan.Change) (*txn, error) {
+	foreign, entries := t.chainContents()
+	tx := &txn{family: t.family}
+	removed := map[*entry]bool{}
+	find := func(id string) *entry {
+		for _, e := range entries {
+			if e.id == id && !removed[e] {
+				return e
+			}
+		}
+		return nil
+	}
+	var adds []plan.Rule
+	for _, c := range cs {
+		switch c.Action {
+		case plan.Remove:
+			e := find(c.ID)
+			if e == nil {
+				if !strings.HasPrefix(c.ID, string(t.family)+": ") {
+					return nil, fmt.Errorf("refusing to remove %s: mailfw changes only its own rules in %s", c.ID, Chain)
+				}
+				// Already gone: the state is as the change asks.
+				tx.done = append(tx.done, c)
+				continue
+			}
+			removed[e] = true
+		case plan.Update:
+			e := find(c.ID)
+			if e == nil || !e.ok {
+				return nil, fmt.Errorf("updating %s: rule %q not found; the firewall changed since the plan was made", c.Rule, c.ID)
+			}
+			e.rule.Description, _ = StoredDescription(c.Rule.Description)
+		case plan.Add:
+			r := c.Rule
+			r.Description, _ = StoredDescription(r.Description)
+			r.Source, _, _ = plan.CanonicalSource(r.Source)
+			adds = append(adds, r)
+		default:
+			return nil, fmt.Errorf("change %s: unknown action %q", c.Rule, c.Action)
+		}
+		tx.done = append(tx.done, c)
+	}
+	var keep, raw []*entry
+	byKey := map[string]*entry{}
+	for _, e := range entries {
+		switch {
+		case removed[e]:
+		case !e.ok:
+			raw = append(raw, e)
+		case byKey[e.rule.Key()] == nil:
+			byKey[e.rule.Key()] = e
+			keep = append(keep, e)
+		}
+	}
+	for _, r := range adds {
+		if e := byKey[r.Key()]; e != nil {
+			e.rule.Description = r.Description
+			continue
+		}
+		e := &entry{rule: r, ok: true}
+		byKey[r.Key()] = e
+		keep = append(keep, e)
+	}
+	lines := chainLines(foreign, raw, keep)
+	tx.rules = len(lines)
+	tx.input = render(t, lines, keep)
+	return tx, nil
+}
+
+// chainLines is the new content of MAILFW-INPUT: rules others put there
+// first, then mailfw's rules it cannot rewrite, then its denies, the
+// connection limits, and the allows, each group sorted.
+func chainLines(foreign []*rule, raw, keep []*entry) []string {
+	var out []string
+	for _, r := range foreign {
+		out = append(out, r.spec())
+	}
+	for _, e := range raw {
+		for _, r := range e.native {
+			out = append(out, r.spec())
+		}
+	}
+	rs := make([]plan.Rule, len(keep))
+	for i, e := range keep {
+		rs[i] = e.rule
+	}
+	slices.SortFunc(rs, compareRules)
+	for _, pass := range []func(plan.Rule) []string{denyArgs, limitArgs, allowArgs} {
+		for _, r := range rs {
+			if args := pass(r); args != nil {
+				out = append(out, joinArgs(args))
+			}
+		}
+	}
+	return out
+}
+
+func compareRules(a, b plan.Rule) int {
+	if a.Port != b.Port {
+		return a.Port - b.Port
+	}
+	if c := prefixLess(a.Source, b.Source); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Key(), b.Key())
+}
+
+// matchArgs are the words that select r's packets.
+func matchArgs(r plan.Rule) []string {
+	var args []string
+	if r.Source != plan.World(r.Family) {
+		args = append(args, "-s", r.Source)
+	}
+	return append(args, "-p", "tcp", "-m", "tcp", "--dport", strconv.Itoa(r.Port))
+}
+
+func commentArgs(r plan.Rule) []string {
+	return []string{"-m", "comment", "--comment", markComment(r.Description)}
+}
+
+// rejectArgs is how mailfw refuses: a TCP reset, so a refused sender
+// learns at once instead of waiting for a timeout.
+var rejectArgs = []string{"-j", "REJECT", "--reject-with", "tcp-reset"}
+
+func denyArgs(r plan.Rule) []string {
+	if r.Verdict != plan.Deny {
+		return nil
+	}
+	return slices.Concat(matchArgs(r), commentArgs(r), rejectArgs)
+}
+
+func limitArgs(r plan.Rule) []string {
+	if r.Verdict != plan.Allow || r.Limit == nil {
+		return nil
+	}
+	mask := "32"
+	if r.Family == plan.IPv6 {
+		mask = "128"
+	}
+	return slices.Concat(matchArgs(r), []string{"-m", "connlimit", "--connlimit-above",
+		strconv.Itoa(r.Limit.ConnectionsPerSource), "--connlimit-mask", mask, "--connlimit-saddr"},
+		commentArgs(r), rejectArgs)
+}
+
+func allowArgs(r plan.Rule) []string {
+	if r.Verdict != plan.Allow {
+		return nil
+	}
+	return slices.Concat(matchArgs(r), commentArgs(r), []string{"-j", "ACCEPT"})
+}
+
+// jumpArgs is the jump mailfw puts in INPUT.
+var jumpArgs = []string{"-m", "comment", "--comment", Mark, "-j", Chain}
+
+// render writes the iptables-restore input that turns t's MAILFW-INPUT
+// into lines and places the jump; nil when nothing would change.
+func render(t *table, lines []string, keep []*entry) []byte {
+	var current []string
+	for _, r := range t.rules[Chain] {
+		current = append(current, r.spec())
+	}
+	var extra []plan.Rule
+	for _, e := range keep {
+		extra = append(extra, e.rule)
+	}
+	lay := t.layout(mailPortsOf(nil, extra...))
+	exists := t.chains[Chain]
+	if len(lines) == 0 && !exists {
+		return nil
+	}
+	if len(lines) > 0 && exists && slices.Equal(lines, current) && lay.settled() {
+		return nil
+	}
+	var buf bytes.Buffer
+	buf.WriteString("*filter\n:" + Chain + " - [0:0]\n")
+	for _, l := range lines {
+		buf.WriteString("-A " + Chain + " " + l + "\n")
+	}
+	if len(lines) == 0 || !lay.settled() {
+		input := t.rules["INPUT"]
+		for _, i := range lay.jumps {
+			buf.WriteString("-D INPUT " + input[i].spec() + "\n")
+		}
+	}
+	switch {
+	case len(lines) == 0:
+		buf.WriteString("-X " + Chain + "\n")
+	case lay.settled():
+	case lay.catchAll >= 0:
+		pos := lay.catchAll + 1
+		for _, i := range lay.jumps {
+			if i < lay.catchAll {
+				pos--
+			}
+		}
+		fmt.Fprintf(&buf, "-I INPUT %d %s\n", pos, joinArgs(jumpArgs))
+	default:
+		buf.WriteString("-A INPUT " + joinArgs(jumpArgs) + "\n")
+	}
+	buf.WriteString("COMMIT\n")
+	return buf.Bytes()
+}

@@ -1,0 +1,323 @@
+package iptables
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/mailfw/mailfw/plan"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+func readTable(t *testing.T, name string, f plan.Family) *table {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := parseSave(data, f)
+	if err != nil {
+		t.Fatalf("parsing %s: %v", name, err)
+	}
+	return tb
+}
+
+func TestSplitArgs_readsSaveQuoting(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want []string
+	}{
+		{"bare", "-A INPUT -j ACCEPT", []string{"-A", "INPUT", "-j", "ACCEPT"}},
+		{"quoted-space", `--comment "mailfw: office clients"`, []string{"--comment", "mailfw: office clients"}},
+		{"escapes", `--comment "a \"b\" \'c\' \\d"`, []string{"--comment", `a "b" 'c' \d`}},
+		{"non-ascii", `--comment "中 é"`, []string{"--comment", "中 é"}},
+		{"empty-quoted", `--comment ""`, []string{"--comment", ""}},
+		{"shell-chars", "--comment \"$(x) `y` ;|&<>\"", []string{"--comment", "$(x) `y` ;|&<>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := splitArgs(tt.line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+	if _, err := splitArgs(`--comment "open`); err == nil {
+		t.Error("an unterminated quote was accepted")
+	}
+}
+
+func TestQuoteArg_roundTripsThroughSplitArgs(t *testing.T) {
+	for _, s := range []string{"mailfw", "mailfw: x", `a"b`, `a\b`, "it's", "", "中", "-x", "#h", "tab\tx"} {
+		got, err := splitArgs("--comment " + quoteArg(s))
+		if err != nil || len(got) != 2 || got[1] != s {
+			t.Errorf("quoteArg(%q) = %s read back as %q (%v)", s, quoteArg(s), got, err)
+		}
+	}
+	if quoteArg("mailfw") != "mailfw" || quoteArg("mailfw: x") != `"mailfw: x"` || quoteArg("0.0.0.0/0") != "0.0.0.0/0" {
+		t.Error("quoting differs from iptables-save's")
+	}
+}
+
+func TestParseRule_modelsWhatMailfwUnderstands(t *testing.T) {
+	tests := []struct {
+		name     string
+		line     string
+		src      string
+		proto    string
+		ports    []portRange
+		target   string
+		cond     bool
+		loopback bool
+	}{
+		{"ssh", "-p tcp -m tcp --dport 22 -j ACCEPT", "", "tcp", []portRange{{22, 22}}, "ACCEPT", false, false},
+		{"multiport", "-s 192.0.2.7/32 -p tcp -m multiport --dports 25,465 -j ACCEPT", "192.0.2.7/32", "tcp",
+			[]portRange{{25, 25}, {465, 465}}, "ACCEPT", false, false},
+		{"range", "-p tcp -m tcp --dport 1000:2000 -j ACCEPT", "", "tcp", []portRange{{1000, 2000}}, "ACCEPT", false, false},
+		{"open-range", "-p tcp -m tcp --dport :1024 -j DROP", "", "tcp", []portRange{{1, 1024}}, "DROP", false, false},
+		{"conntrack", "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "", "", nil, "ACCEPT", true, false},
+		{"loopback", "-i lo -j ACCEPT", "", "", nil, "ACCEPT", false, true},
+		{"interface", "-i eth0 -p tcp -m tcp --dport 25 -j ACCEPT", "", "tcp", []portRange{{25, 25}}, "ACCEPT", true, false},
+		{"negated-source", "! -s 192.0.2.0/24 -p tcp -m tcp --dport 26 -j ACCEPT", "192.0.2.0/24", "tcp",
+			[]portRange{{26, 26}}, "ACCEPT", true, false},
+		{"negated-port", "-p tcp -m tcp ! --dport 25 -j DROP", "", "tcp", []portRange{{25, 25}}, "DROP", true, false},
+		{"limit", "-p tcp -m tcp --dport 25 -m limit --limit 5/min -j ACCEPT", "", "tcp", []portRange{{25, 25}},
+			"ACCEPT", true, false},
+		{"syn", "-p tcp -m tcp --dport 25 --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT", "", "tcp",
+			[]portRange{{25, 25}}, "ACCEPT", true, false},
+		{"destination", "-d 192.0.2.1/32 -p tcp -m tcp --dport 25 -j ACCEPT", "", "tcp", []portRange{{25, 25}},
+			"ACCEPT", true, false},
+		{"world-source", "-s 0.0.0.0/0 -j REJECT --reject-with icmp-host-prohibited", "", "", nil, "REJECT", false, false},
+		{"jump", "-p tcp -m multiport --dports 25,465,587 -j f2b-postfix", "", "tcp",
+			[]portRange{{25, 25}, {465, 465}, {587, 587}}, "f2b-postfix", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args, err := splitArgs(tt.line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := parseRule("INPUT", args)
+			got := fmt.Sprint(r.m.src, r.m.proto, r.m.ports, r.target, r.conditional(), r.loopback)
+			want := fmt.Sprint(tt.src, tt.proto, tt.ports, tt.target, tt.cond, tt.loopback)
+			if got != want {
+				t.Errorf("got %s, want %s (unmodelled %v)", got, want, r.unmodelled)
+			}
+			if r.spec() != tt.line {
+				t.Errorf("spec() = %q, want the line back", r.spec())
+			}
+		})
+	}
+}
+
+func TestParseRule_readsConnlimitAndComment(t *testing.T) {
+	args, _ := splitArgs(`-s 203.0.113.0/24 -p tcp -m tcp --dport 465 -m connlimit --connlimit-above 10 ` +
+		`--connlimit-mask 32 --connlimit-saddr -m comment --comment "mailfw: office" -j REJECT --reject-with tcp-reset`)
+	r := parseRule(Chain, args)
+	if r.connlimit != 10 || r.limitMask != 32 || r.comment != "mailfw: office" || r.rejectWith != "tcp-reset" || !r.conditional() ||
+		r.unmodelledMatches() {
+		t.Errorf("got connlimit %d mask %d comment %q reject %q unmodelled %v",
+			r.connlimit, r.limitMask, r.comment, r.rejectWith, r.unmodelled)
+	}
+}
+
+// renderObserved prints a scope one rule a line, for golden files.
+func renderObserved(st *plan.State) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kind=%s ipv6=%t\nextra=%s\n", st.Kind, st.IPv6, st.Extra)
+	for _, sc := range st.Scopes {
+		fmt.Fprintf(&b, "scope %s allow_order=%d deny_order=%d\n", sc.ID, sc.AllowOrder, sc.DenyOrder)
+		for _, o := range sc.Rules {
+			flags := ""
+			for _, f := range []struct {
+				on   bool
+				name string
+			}{{o.Owned, "owned"}, {o.Conditional, "conditional"}, {o.Fixed, "fixed"}} {
+				if f.on {
+					flags += " " + f.name
+				}
+			}
+			fmt.Fprintf(&b, "%7d %s%s desc=%q\n        id=%s\n", o.Order, o, flags, o.Description, o.ID)
+		}
+	}
+	for _, f := range st.Findings {
+		fmt.Fprintf(&b, "finding %s %s: %s\n", f.ID, f.Severity, f.Message)
+	}
+	return b.String()
+}
+
+func stateOf(t *testing.T, files ...string) *plan.State {
+	t.Helper()
+	var tables []*table
+	for _, f := range files {
+		fam := plan.IPv4
+		if strings.Contains(f, "-v6") {
+			fam = plan.IPv6
+		}
+		tables = append(tables, readTable(t, f, fam))
+	}
+	st := &plan.State{Kind: ModeNFT.Kind(), IPv6: true}
+	describeState(st, tables, nil)
+	return st
+}
+
+func TestRead_recordingsFlattenIntoObserved(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files []string
+	}{
+		{"empty", []string{"empty-nft-v4.txt"}},
+		{"mixed", []string{"mixed-nft-v4.txt", "mixed-nft-v6.txt"}},
+		{"f2b-legacy", []string{"f2b-legacy-v4.txt"}},
+		{"docker", []string{"docker-nft-all.txt"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			golden(t, tc.name+".observed", renderObserved(stateOf(t, tc.files...)))
+		})
+	}
+}
+
+func TestRead_f2bChainBecomesOneDenyPerPortBeforeMailfw(t *testing.T) {
+	st := stateOf(t, "mixed-nft-v4.txt")
+	sc := st.Scopes[0]
+	var bans []int
+	for _, o := range sc.Rules {
+		if o.Source == "198.51.100.66/32" && o.Verdict == plan.Deny {
+			if !o.Fixed || o.Owned || o.Conditional || o.Origin != "chain f2b-postfix" || o.Order != 10001 {
+				t.Errorf("ban read as %+v", o)
+			}
+			bans = append(bans, o.PortFrom)
+		}
+	}
+	if diff := cmp.Diff([]int{25, 465, 587}, bans); diff != "" {
+		t.Errorf("banned ports (-want +got):\n%s", diff)
+	}
+	if sc.AllowOrder <= 10001 {
+		t.Errorf("AllowOrder %d is not after the f2b chain", sc.AllowOrder)
+	}
+	for _, o := range sc.Rules {
+		if o.Origin == "INPUT" && o.Verdict == plan.Deny && o.Source == "0.0.0.0/0" && !o.Conditional &&
+			o.Order < sc.AllowOrder {
+			t.Errorf("catch-all %s comes before mailfw's allows (order %d < %d)", o, o.Order, sc.AllowOrder)
+		}
+	}
+}
+
+func TestRead_ownedLimitPairIsOneRule(t *testing.T) {
+	st := stateOf(t, "mixed-nft-v4.txt")
+	var owned []string
+	for _, o := range st.Scopes[0].Rules {
+		if o.Owned {
+			owned = append(owned, fmt.Sprintf("%s %q", o, o.Description))
+		}
+	}
+	want := []string{
+		`deny ipv4 tcp/25 from 192.0.2.99/32 (chain MAILFW-INPUT) "blocked $(x) ` + "`y`" + ` 'z' 中"`,
+		`allow ipv4 tcp/25 from 0.0.0.0/0 (chain MAILFW-INPUT) ""`,
+		`allow ipv4 tcp/465 from 203.0.113.0/24 limit 10/source (chain MAILFW-INPUT) "office"`,
+	}
+	if diff := cmp.Diff(want, owned); diff != "" {
+		t.Errorf("owned rules (-want +got):\n%s", diff)
+	}
+}
+
+func TestRead_deadJumpMakesOwnedRulesConditional(t *testing.T) {
+	st := stateOf(t, "f2b-legacy-v4.txt")
+	for _, o := range st.Scopes[0].Rules {
+		if o.Owned && !o.Conditional {
+			t.Errorf("%s is reported in force behind the catch-all", o)
+		}
+	}
+	found := false
+	for _, f := range st.Findings {
+		found = found || f.ID == FindingJumpNotReach
+	}
+	if !found {
+		t.Errorf("no %s finding: %+v", FindingJumpNotReach, st.Findings)
+	}
+}
+
+func TestPickMode_prefersTheModeWithRules(t *testing.T) {
+	errRead := fmt.Errorf("cannot read")
+	tests := []struct {
+		name string
+		c    modeCounts
+		def  Mode
+		want Mode
+	}{
+		{"nft-only", modeCounts{nft: 3}, ModeLegacy, ModeNFT},
+		{"legacy-only", modeCounts{legacy: 3}, ModeNFT, ModeLegacy},
+		{"both-more-legacy", modeCounts{nft: 1, legacy: 5}, ModeNFT, ModeLegacy},
+		{"both-more-nft", modeCounts{nft: 5, legacy: 1}, ModeLegacy, ModeNFT},
+		{"none-default-nft", modeCounts{}, ModeNFT, ModeNFT},
+		{"none-default-legacy", modeCounts{}, ModeLegacy, ModeLegacy},
+		{"legacy-unreadable", modeCounts{nft: 2, legacyErr: errRead}, ModeLegacy, ModeNFT},
+		{"nft-unreadable", modeCounts{nftErr: errRead}, ModeNFT, ModeLegacy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, why := pickMode(tt.c, tt.def); got != tt.want {
+				t.Errorf("pickMode = %s (%s), want %s", got, why, tt.want)
+			}
+		})
+	}
+}
+
+func TestCountRules_countsEveryTable(t *testing.T) {
+	data, err := os.ReadFile("testdata/docker-nft-all.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countRules(data); n != 3 {
+		t.Errorf("countRules = %d, want 3 (one filter, two nat)", n)
+	}
+}
+
+func TestStoredDescription_keepsWhatTheKernelStores(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes
+	tests := []struct{ in, want string }{
+		{"office clients", "office clients"},
+		{"  padded  ", "padded"},
+		{"line\nbreak\ttab", "line break tab"},
+		{"bad\xffutf8", "bad\uFFFDutf8"},
+		{`$(rm -rf /) "q" 's' \ 中`, `$(rm -rf /) "q" 's' \ 中`},
+		{long, strings.Repeat("é", 123)},
+	}
+	for _, tt := range tests {
+		got, err := StoredDescription(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("StoredDescription(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+		if len(markComment(got)) > maxComment {
+			t.Errorf("comment for %q is %d bytes", tt.in, len(markComment(got)))
+		}
+	}
+}
