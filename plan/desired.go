@@ -10,15 +10,15 @@ func (p *Policy) Desired(t Target, caps Capabilities) ([]Rule, error) {
 	var errs PolicyErrors
 	fail := func(e Entry, field, format string, args ...any) {
 		errs = append(errs, &PolicyError{File: p.File, Line: e.Line, Column: e.Column, Field: field,
-			Msg: fmt.Sprintf("target %q (%s): ", t.Name, t.Type) + fmt.Sprintf(format, args...)})
+			Msg: fmt.Sprintf(format, args...)})
 	}
 	seen := map[string]bool{}
 	var out []Rule
 	expand := func(section string, i int, e Entry, v Verdict) {
 		field := fmt.Sprintf("%s[%d]", section, i)
 		if v == Deny && !caps.Deny {
-			fail(e, field, "this target type can only allow, so a deny entry cannot be enforced; "+
-				"move deny entries to a policy file without %s targets", t.Type)
+			fail(e, field, "a %s target can only allow, so this deny entry cannot be enforced there; "+
+				"move deny entries to a policy file without %s targets", t.Type, t.Type)
 			return
 		}
 		desc := e.Description
@@ -33,8 +33,8 @@ func (p *Policy) Desired(t Target, caps Capabilities) ([]Rule, error) {
 		for _, name := range e.From {
 			for _, se := range p.resolve(name) {
 				if se.Family == FamilyAny && !caps.CloudRefs {
-					fail(e, field+".from", "source %q holds the cloud reference %s, which a host firewall cannot match; "+
-						"use addresses for this target", name, se.Value)
+					fail(e, field+".from", "source %q holds the cloud reference %s, which a target of type %s cannot match; "+
+						"use addresses for this target", name, se.Value, t.Type)
 					return
 				}
 				r := Rule{Family: se.Family, Protocol: "tcp", Port: e.Port, Source: se.Value,

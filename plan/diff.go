@@ -41,7 +41,7 @@ func PlanTarget(ctx context.Context, p *Policy, t Target, b Backend) (TargetPlan
 	caps := b.Capabilities()
 	desired, err := p.Desired(t, caps)
 	if err != nil {
-		return TargetPlan{}, err
+		return TargetPlan{}, fmt.Errorf("the policy asks what this target cannot do:\n%w", err)
 	}
 	st, err := b.Read(ctx)
 	if err != nil {
