@@ -126,7 +126,7 @@ func splitArgs(line string) ([]string, error) {
 }
 
 // quoteArg quotes a word for iptables-restore when it needs it: in double
-// quotes with '"', '\' and '\'' escaped, as iptables-save writes comments.
+// quotes with '"', '\' and '\” escaped, as iptables-save writes comments.
 // Words of plain ASCII letters, digits and address punctuation stay bare.
 func quoteArg(s string) string {
 	if s != "" && strings.Trim(s, safeChars) == "" {

@@ -1,0 +1,504 @@
+package iptables
+
+import (
+	"context"
+	"log/slog"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/mailfw/mailfw/internal/execx"
+	"github.com/mailfw/mailfw/internal/sandbox"
+	"github.com/mailfw/mailfw/plan"
+)
+
+// host is one network namespace with its own netfilter tables and a
+// backend pointed at it.
+type host struct {
+	t    *testing.T
+	ns   *sandbox.Netns
+	mode Mode
+	b    *Backend
+}
+
+// newHost makes a namespace for mode. forced skips mode detection.
+func newHost(t *testing.T, mode Mode, forced bool) *host {
+	t.Helper()
+	sandbox.Require(t, "iptables"+mode.suffix()+"-save", "iptables"+mode.suffix()+"-restore",
+		"ip6tables"+mode.suffix()+"-save", "ip6tables"+mode.suffix()+"-restore")
+	h := &host{t: t, ns: sandbox.NewNetns(t), mode: mode}
+	h.b = h.backend(forced)
+	return h
+}
+
+func (h *host) backend(forced bool, opts ...Option) *Backend {
+	logger := slog.New(slog.NewTextHandler(h.t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	opts = append([]Option{
+		WithRunner(execx.New(logger, execx.WithPrefix(h.ns.Prefix()...))),
+		WithLogger(logger),
+	}, opts...)
+	if forced {
+		opts = append(opts, WithMode(h.mode))
+	}
+	return New(opts...)
+}
+
+func (h *host) prog(f plan.Family, verb string) string {
+	base := "iptables"
+	if f == plan.IPv6 {
+		base = "ip6tables"
+	}
+	return base + h.mode.suffix() + "-" + verb
+}
+
+// cmd is the rule-editing program of the family and mode.
+func (h *host) cmd(f plan.Family) string {
+	p := h.prog(f, "")
+	return p[:len(p)-1]
+}
+
+// restore loads a whole filter table into the namespace, as an
+// administrator or another tool would have set it up.
+func (h *host) restore(f plan.Family, text string) {
+	h.t.Helper()
+	cmd := exec.Command("ip", append(h.ns.Prefix()[1:], h.prog(f, "restore"))...)
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		h.t.Fatalf("loading %s rules: %v\n%s", f, err, out)
+	}
+}
+
+var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+
+// save is the family's filter table as iptables-save prints it, without
+// the comment lines and with counters zeroed.
+func (h *host) save(f plan.Family) string {
+	h.t.Helper()
+	out := h.ns.Run(h.prog(f, "save"), "-t", "filter")
+	var b strings.Builder
+	for line := range strings.Lines(out) {
+		if !strings.HasPrefix(line, "#") {
+			b.WriteString(counters.ReplaceAllString(line, "[0:0]"))
+		}
+	}
+	return b.String()
+}
+
+// others is save without anything that belongs to mailfw.
+func (h *host) others(f plan.Family) string {
+	var b strings.Builder
+	for line := range strings.Lines(h.save(f)) {
+		if !strings.Contains(line, Chain) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+func policy(t *testing.T, yaml string) *plan.Policy {
+	t.Helper()
+	p, err := plan.ParsePolicy("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	return p
+}
+
+// plan reads the namespace and diffs it against the policy.
+func (h *host) plan(p *plan.Policy) plan.TargetPlan {
+	h.t.Helper()
+	tp, err := plan.PlanTarget(context.Background(), p, p.Targets[0], h.b)
+	if err != nil {
+		h.t.Fatalf("plan: %v", err)
+	}
+	return tp
+}
+
+// apply plans and applies p, and checks every change was made.
+func (h *host) apply(p *plan.Policy) plan.TargetPlan {
+	h.t.Helper()
+	tp := h.plan(p)
+	done, err := h.b.Apply(context.Background(), tp.Changes)
+	if err != nil {
+		h.t.Fatalf("apply: %v", err)
+	}
+	if len(done) != len(tp.Changes) {
+		h.t.Fatalf("apply made %d of %d changes", len(done), len(tp.Changes))
+	}
+	return tp
+}
+
+// converged fails the test unless a fresh plan has no changes.
+func (h *host) converged(p *plan.Policy) {
+	h.t.Helper()
+	if tp := h.plan(p); len(tp.Changes) != 0 {
+		h.t.Errorf("second plan has %d changes, want none:\n%s", len(tp.Changes), changeList(tp.Changes))
+	}
+}
+
+func changeList(cs []plan.Change) string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString(string(c.Action) + " " + c.Rule.String() + " (" + string(c.Reason) + ")\n")
+	}
+	return b.String()
+}
+
+const mailPolicy = `version: 1
+sources:
+  office: [203.0.113.0/24, "2001:db8:10::/48"]
+  blocklist: [192.0.2.99, "2001:db8:bad::/48"]
+allow:
+  - port: smtp
+    from: [anywhere]
+  - port: submission
+    from: [office]
+    description: office clients
+  - port: smtps
+    from: [office]
+    limit: {connections_per_source: 10}
+    description: office clients
+deny:
+  - port: smtp
+    from: [blocklist]
+    description: known spammers
+targets:
+  - name: host
+    type: iptables
+`
+
+// otherRules is a host set up by others: SSH open, fail2ban banning one
+// address on the mail ports, a catch-all REJECT and policy DROP.
+var otherRules = map[plan.Family]string{
+	plan.IPv4: `*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:f2b-postfix - [0:0]
+-A INPUT -p tcp -m multiport --dports 25,465,587 -j f2b-postfix
+-A INPUT -i lo -j ACCEPT
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 22 -m comment --comment "ssh from anywhere" -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+-A f2b-postfix -s 198.51.100.66/32 -j REJECT --reject-with icmp-port-unreachable
+-A f2b-postfix -j RETURN
+COMMIT
+`,
+	plan.IPv6: `*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:f2b-postfix - [0:0]
+-A INPUT -p tcp -m multiport --dports 25,465,587 -j f2b-postfix
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p ipv6-icmp -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp6-adm-prohibited
+-A f2b-postfix -s 2001:db8:bad:1::66/128 -j REJECT --reject-with icmp6-port-unreachable
+-A f2b-postfix -j RETURN
+COMMIT
+`,
+}
+
+var families = []plan.Family{plan.IPv4, plan.IPv6}
+
+var modes = []Mode{ModeNFT, ModeLegacy}
+
+func TestApply_emptyHostGetsTheChainAndConverges(t *testing.T) {
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			h := newHost(t, m, m == ModeLegacy)
+			p := policy(t, mailPolicy)
+			tp := h.apply(p)
+			if tp.Kind != m.Kind() {
+				t.Errorf("Kind = %q, want %q", tp.Kind, m.Kind())
+			}
+			for _, f := range families {
+				golden(t, "empty-host."+string(f)+".golden", h.save(f))
+			}
+			h.converged(p)
+		})
+	}
+}
+
+func TestApply_leavesOtherRulesByteForByte(t *testing.T) {
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			// No forced mode: detection must find the rules in this mode.
+			h := newHost(t, m, false)
+			for _, f := range families {
+				h.restore(f, otherRules[f])
+			}
+			before := map[plan.Family]string{}
+			for _, f := range families {
+				before[f] = h.save(f)
+			}
+			p := policy(t, mailPolicy)
+			tp := h.apply(p)
+			if tp.Kind != m.Kind() {
+				t.Errorf("detected %q, want %q", tp.Kind, m.Kind())
+			}
+			for _, f := range families {
+				if diff := cmp.Diff(before[f], h.others(f)); diff != "" {
+					t.Errorf("%s rules outside mailfw changed (-before +after):\n%s", f, diff)
+				}
+				golden(t, "other-rules."+string(f)+".golden", h.save(f))
+				assertJumpBeforeCatchAll(t, h.save(f))
+			}
+			h.converged(p)
+		})
+	}
+}
+
+// assertJumpBeforeCatchAll checks the jump sits right before the final
+// REJECT and after fail2ban's jump.
+func assertJumpBeforeCatchAll(t *testing.T, listing string) {
+	t.Helper()
+	var input []string
+	for line := range strings.Lines(listing) {
+		if strings.HasPrefix(line, "-A INPUT ") {
+			input = append(input, strings.TrimSpace(line))
+		}
+	}
+	jump := slices.Index(input, "-A INPUT -m comment --comment mailfw -j "+Chain)
+	f2b := slices.IndexFunc(input, func(s string) bool { return strings.HasSuffix(s, "-j f2b-postfix") })
+	if jump < 0 || jump != len(input)-2 || !strings.Contains(input[len(input)-1], "-j REJECT") || f2b > jump {
+		t.Errorf("jump at %d of INPUT, want just before the catch-all and after fail2ban:\n%s",
+			jump, strings.Join(input, "\n"))
+	}
+}
+
+func TestApply_removingAnEntryRemovesOnlyItsRules(t *testing.T) {
+	h := newHost(t, ModeNFT, false)
+	for _, f := range families {
+		h.restore(f, otherRules[f])
+	}
+	h.apply(policy(t, mailPolicy))
+	before := map[plan.Family]string{}
+	for _, f := range families {
+		before[f] = h.save(f)
+	}
+	smaller := strings.Replace(mailPolicy, `  - port: submission
+    from: [office]
+    description: office clients
+`, "", 1)
+	tp := h.apply(policy(t, smaller))
+	if len(tp.Changes) != 2 {
+		t.Errorf("plan has %d changes, want the 2 removals:\n%s", len(tp.Changes), changeList(tp.Changes))
+	}
+	for _, f := range families {
+		gone := lineDiff(before[f], h.save(f))
+		want := 1
+		if len(gone) != want || !strings.Contains(gone[0], "--dport 587") ||
+			!strings.Contains(gone[0], "mailfw: office clients") {
+			t.Errorf("%s: removed lines %q, want the one 587 allow", f, gone)
+		}
+		if added := lineDiff(h.save(f), before[f]); len(added) != 0 {
+			t.Errorf("%s: lines added by a removal: %q", f, added)
+		}
+	}
+	h.converged(policy(t, smaller))
+}
+
+// lineDiff returns the lines of a that b lacks.
+func lineDiff(a, b string) []string {
+	have := map[string]int{}
+	for l := range strings.Lines(b) {
+		have[l]++
+	}
+	var out []string
+	for l := range strings.Lines(a) {
+		if have[l] > 0 {
+			have[l]--
+			continue
+		}
+		out = append(out, strings.TrimSpace(l))
+	}
+	return out
+}
+
+const emptyPolicy = `version: 1
+allow: []
+targets:
+  - name: host
+    type: iptables
+`
+
+func TestApply_emptyPolicyLeavesNothingBehind(t *testing.T) {
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			h := newHost(t, m, false)
+			for _, f := range families {
+				h.restore(f, otherRules[f])
+			}
+			before := map[plan.Family]string{}
+			for _, f := range families {
+				before[f] = h.save(f)
+			}
+			h.apply(policy(t, mailPolicy))
+			h.apply(policy(t, emptyPolicy))
+			for _, f := range families {
+				if diff := cmp.Diff(before[f], h.save(f)); diff != "" {
+					t.Errorf("%s after removing everything (-before +after):\n%s", f, diff)
+				}
+			}
+			h.converged(policy(t, emptyPolicy))
+		})
+	}
+}
+
+func TestApply_descriptionWithShellCharactersRoundTrips(t *testing.T) {
+	h := newHost(t, ModeNFT, false)
+	desc := `it's "quoted" $(rm -rf /) ` + "`id`" + ` ; | & > \ -x #1 Größe 中文`
+	p := policy(t, `version: 1
+allow:
+  - port: smtp
+    from: [anywhere]
+    description: '`+strings.ReplaceAll(desc, "'", "''")+`'
+targets:
+  - name: host
+    type: iptables
+`)
+	h.apply(p)
+	h.converged(p)
+	st, err := h.b.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, o := range st.Scopes[0].Rules {
+		if o.Owned {
+			n++
+			if o.Description != desc {
+				t.Errorf("read back %q, want %q", o.Description, desc)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d owned rules, want 2", n)
+	}
+}
+
+func TestApply_movesAJumpThatSitsAfterTheCatchAll(t *testing.T) {
+	h := newHost(t, ModeLegacy, false)
+	h.restore(plan.IPv4, `*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:MAILFW-INPUT - [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-port-unreachable
+-A INPUT -m comment --comment mailfw -j MAILFW-INPUT
+-A MAILFW-INPUT -p tcp -m tcp --dport 25 -m comment --comment mailfw -j ACCEPT
+COMMIT
+`)
+	p := policy(t, `version: 1
+allow:
+  - port: smtp
+    from: [anywhere-ipv4]
+targets:
+  - name: host
+    type: iptables
+`)
+	if tp := h.apply(p); len(tp.Changes) == 0 {
+		t.Error("the plan ignores that the chain is not reached")
+	}
+	golden(t, "moved-jump.ipv4.golden", h.save(plan.IPv4))
+	h.converged(p)
+}
+
+// TestApply_failedIPv6WriteSaysWhatWasDone makes the IPv6 transaction fail
+// (another chain refers to mailfw's chain, so it cannot be deleted). The
+// legacy tools catch that in --test, so nothing is applied; iptables-nft
+// only fails on commit, after IPv4 was written. Either way the error and
+// the returned changes say exactly what happened, and a rerun converges.
+func TestApply_failedIPv6WriteSaysWhatWasDone(t *testing.T) {
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			h := newHost(t, m, true)
+			h.apply(policy(t, mailPolicy))
+			h.ns.Run(h.cmd(plan.IPv6), "-N", "OTHER")
+			h.ns.Run(h.cmd(plan.IPv6), "-A", "OTHER", "-j", Chain)
+			before := map[plan.Family]string{}
+			for _, f := range families {
+				before[f] = h.save(f)
+			}
+			tp := h.plan(policy(t, emptyPolicy))
+			done, err := h.b.Apply(context.Background(), tp.Changes)
+			if err == nil {
+				t.Fatal("apply succeeded although IPv6 cannot be written")
+			}
+			v4 := 0
+			for _, c := range tp.Changes {
+				if c.Rule.Family == plan.IPv4 {
+					v4++
+				}
+			}
+			switch m {
+			case ModeLegacy:
+				if !strings.Contains(err.Error(), "nothing applied") || len(done) != 0 {
+					t.Errorf("got %d done and error %v; want none done and an error saying so", len(done), err)
+				}
+				if diff := cmp.Diff(before[plan.IPv4], h.save(plan.IPv4)); diff != "" {
+					t.Errorf("ipv4 changed by a refused apply (-before +after):\n%s", diff)
+				}
+			case ModeNFT:
+				if !strings.Contains(err.Error(), "applied ipv4 (4 changes); not applied: ipv6 (4 changes)") {
+					t.Errorf("error %v does not say what was applied", err)
+				}
+				if len(done) != v4 || slices.ContainsFunc(done, func(c plan.Change) bool { return c.Rule.Family != plan.IPv4 }) {
+					t.Errorf("done = %s, want the %d ipv4 changes", changeList(done), v4)
+				}
+				if strings.Contains(h.save(plan.IPv4), Chain) {
+					t.Error("ipv4 still has mailfw's chain")
+				}
+			}
+			if diff := cmp.Diff(before[plan.IPv6], h.save(plan.IPv6)); diff != "" {
+				t.Errorf("ipv6 changed by a failed transaction (-before +after):\n%s", diff)
+			}
+			h.ns.Run(h.cmd(plan.IPv6), "-F", "OTHER")
+			h.apply(policy(t, emptyPolicy))
+			h.converged(policy(t, emptyPolicy))
+		})
+	}
+}
+
+func TestRead_reportsPolicyAndJumpInExtra(t *testing.T) {
+	h := newHost(t, ModeNFT, false)
+	for _, f := range families {
+		h.restore(f, otherRules[f])
+	}
+	st, err := h.b.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ns.Run("iptables-nft", "-P", "INPUT", "ACCEPT")
+	st2, err := h.b.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Digest() == st2.Digest() || !strings.Contains(st.Extra, "policy DROP") {
+		t.Errorf("changing INPUT's policy left the state digest alone: %q vs %q", st.Extra, st2.Extra)
+	}
+}
+
+func TestProbe_seesRulesInTheirMode(t *testing.T) {
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			h := newHost(t, m, false)
+			r := execx.New(slog.New(slog.DiscardHandler), execx.WithPrefix(h.ns.Prefix()...))
+			if active, detail, err := Probe(context.Background(), r); err != nil || active {
+				t.Errorf("empty namespace: active=%t detail=%q err=%v", active, detail, err)
+			}
+			h.restore(plan.IPv4, otherRules[plan.IPv4])
+			active, detail, err := Probe(context.Background(), r)
+			if err != nil || !active || !strings.Contains(detail, m.Kind()) {
+				t.Errorf("after loading rules: active=%t detail=%q err=%v", active, detail, err)
+			}
+		})
+	}
+}
