@@ -3,6 +3,7 @@ package localfw
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/mailfw/mailfw/internal/execx"
 	"github.com/mailfw/mailfw/localfw/firewalld"
@@ -31,8 +32,15 @@ func OpenWith(ctx context.Context, t plan.Target, env providers.Env, r *execx.Ru
 	}
 	env.Logger.Info("chose the host firewall", "target", t.Name, "backend", c.Type, "reason", c.Reason,
 		"firewalld", p.Firewalld.Detail, "ufw", p.UFW.Detail, "iptables", p.Iptables.Detail)
-	logger := env.Logger.With("target", t.Name)
-	switch c.Type {
+	b, err := build(c.Type, t, r, env.Logger.With("target", t.Name))
+	if err != nil {
+		return nil, err
+	}
+	return listening{Backend: b, run: r}, nil
+}
+
+func build(typ string, t plan.Target, r *execx.Runner, logger *slog.Logger) (plan.Backend, error) {
+	switch typ {
 	case "firewalld":
 		opts := []firewalld.Option{firewalld.WithRunner(r), firewalld.WithLogger(logger)}
 		if t.Zone != "" {
@@ -44,7 +52,7 @@ func OpenWith(ctx context.Context, t plan.Target, env providers.Env, r *execx.Ru
 	case "iptables":
 		return iptables.New(iptables.WithRunner(r), iptables.WithLogger(logger)), nil
 	}
-	return nil, fmt.Errorf("no backend for %q", c.Type)
+	return nil, fmt.Errorf("no backend for %q", typ)
 }
 
 // probeAll asks each frontend whether it is in charge. Probes only read.

@@ -86,12 +86,33 @@ func Diff(desired []Rule, st *State, caps Capabilities, opts DiffOptions) (Targe
 		tp.Satisfied = append(tp.Satisfied, d.satisfied...)
 	}
 	tp.Findings = append(tp.Findings, st.Findings...)
+	tp.Findings = append(tp.Findings, notListening(desired, st.Listening)...)
 	sortChanges(tp.Changes)
 	sortFindings(tp.Findings)
 	if len(errs) > 0 {
 		return tp, joinErrors(errs)
 	}
 	return tp, nil
+}
+
+// notListening reports desired open ports that no local process listens
+// on: the rule would open a closed port, often a sign of a typo or of a mail
+// server that is down.
+func notListening(desired []Rule, listening []int) []Finding {
+	if listening == nil {
+		return nil
+	}
+	var fs []Finding
+	seen := map[int]bool{}
+	for _, r := range desired {
+		if r.Verdict != Allow || seen[r.Port] || slices.Contains(listening, r.Port) {
+			continue
+		}
+		seen[r.Port] = true
+		fs = append(fs, Finding{ID: FindingNotListening, Severity: Info, Line: r.Line,
+			Message: fmt.Sprintf("no local process listens on TCP port %d, which the policy opens", r.Port)})
+	}
+	return fs
 }
 
 // fitToTarget drops what the target cannot hold and says so.

@@ -46,4 +46,5 @@ const (
 	FindingLimitUnenforced  = "limit-unenforced"
 	FindingLimitBypassed    = "limit-bypassed"
 	FindingNoIPv6           = "ipv6-unfiltered"
+	FindingNotListening     = "port-not-listening"
 )

@@ -131,6 +131,9 @@ type State struct {
 	// Findings are the backend's own observations (ufw inactive, firewalld
 	// runtime and permanent differing) added to the ones plan computes.
 	Findings []Finding `json:"findings,omitempty"`
+	// Listening lists the TCP ports a local process listens on, for local
+	// targets; nil when unknown (cloud targets). It is not part of Digest.
+	Listening []int `json:"listening,omitempty"`
 	// Extra is anything else the backend read that should make a saved
 	// plan stale when it changes (the position of a jump, a zone binding).
 	Extra string `json:"extra,omitempty"`

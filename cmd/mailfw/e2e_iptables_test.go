@@ -34,6 +34,13 @@ func TestCLI_defaultPolicyPlanOnAnEmptyHost(t *testing.T) {
 		"+ allow ipv6 tcp/25 from ::/0", "+ allow ipv4 tcp/587 from 0.0.0.0/0", "+ allow ipv6 tcp/465 from ::/0",
 		"Plan: 6 to add, 0 to change, 0 to remove.")
 	c.expect(c.mailfw("", "plan", "--detailed-exitcode"), 2)
+	if !strings.Contains(r.stdout, "no local process listens on TCP port 25,") {
+		t.Errorf("no port-not-listening finding on a host with no mail server:\n%s", r)
+	}
+	c.ns.Listen("[::]:25")
+	if r := c.mailfw("", "plan"); strings.Contains(r.stdout, "listens on TCP port 25,") || !strings.Contains(r.stdout, "port 587,") {
+		t.Errorf("port-not-listening findings wrong with a listener on 25:\n%s", r)
+	}
 	if after := c.save(); after != before {
 		t.Errorf("plan changed the firewall:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
