@@ -1,0 +1,116 @@
+package iptables
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mailfw/mailfw/internal/sandbox"
+	"github.com/mailfw/mailfw/plan"
+)
+
+// TestApply_realPackets sends real TCP handshakes from a second namespace
+// over a veth pair: the allowed source gets through on 25, the policy's
+// denied source and fail2ban's banned source do not, and nothing reaches
+// 587, which the policy does not open and INPUT's catch-all REJECT closes.
+func TestApply_realPackets(t *testing.T) {
+	sandbox.Require(t, "sysctl")
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			h := newHost(t, m, false)
+			client := sandbox.NewNetns(t)
+			h.ns.Link(client, []string{"192.0.2.1/24", "2001:db8::1/64"}, []string{
+				"192.0.2.2/24", "192.0.2.3/24", "192.0.2.4/24",
+				"2001:db8::2/64", "2001:db8::3/64", "2001:db8::4/64"})
+			h.restore(plan.IPv4, bannedHost(plan.IPv4))
+			h.restore(plan.IPv6, bannedHost(plan.IPv6))
+			h.ns.Listen("[::]:25")
+			h.ns.Listen("[::]:587")
+
+			for _, c := range []struct{ from, to string }{
+				{"192.0.2.2", "192.0.2.1:25"}, {"2001:db8::2", "[2001:db8::1]:25"},
+			} {
+				if err := client.Connect(c.from, c.to, 3*time.Second); err == nil {
+					t.Errorf("before apply, %s reached %s through the catch-all", c.from, c.to)
+				}
+			}
+
+			p := policy(t, `version: 1
+sources:
+  clients: [192.0.2.0/24, "2001:db8::/64"]
+  spammers: [192.0.2.3, "2001:db8::3"]
+allow:
+  - port: smtp
+    from: [clients]
+deny:
+  - port: smtp
+    from: [spammers]
+targets:
+  - name: host
+    type: iptables
+`)
+			h.apply(p)
+
+			for _, c := range []struct {
+				from, to string
+				open     bool
+				why      string
+			}{
+				{"192.0.2.2", "192.0.2.1:25", true, "allowed"},
+				{"192.0.2.3", "192.0.2.1:25", false, "denied by the policy"},
+				{"192.0.2.4", "192.0.2.1:25", false, "banned by fail2ban"},
+				{"192.0.2.2", "192.0.2.1:587", false, "not opened by the policy"},
+				{"2001:db8::2", "[2001:db8::1]:25", true, "allowed"},
+				{"2001:db8::3", "[2001:db8::1]:25", false, "denied by the policy"},
+				{"2001:db8::4", "[2001:db8::1]:25", false, "banned by fail2ban"},
+				{"2001:db8::2", "[2001:db8::1]:587", false, "not opened by the policy"},
+			} {
+				err := client.Connect(c.from, c.to, 3*time.Second)
+				if c.open && err != nil {
+					t.Errorf("%s to %s (%s): %v", c.from, c.to, c.why, err)
+				}
+				if !c.open && err == nil {
+					t.Errorf("%s reached %s although %s", c.from, c.to, c.why)
+				}
+				if !c.open && err != nil {
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						t.Errorf("%s to %s timed out; every refusal here is a REJECT", c.from, c.to)
+					}
+				}
+			}
+		})
+	}
+}
+
+// bannedHost is INPUT with fail2ban banning the client's .4/::4 on the mail
+// ports, ICMP (IPv6 needs it for neighbour discovery) and a final REJECT.
+func bannedHost(f plan.Family) string {
+	if f == plan.IPv6 {
+		return `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:f2b-postfix - [0:0]
+-A INPUT -p tcp -m multiport --dports 25,465,587 -j f2b-postfix
+-A INPUT -p ipv6-icmp -j ACCEPT
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp6-adm-prohibited
+-A f2b-postfix -s 2001:db8::4/128 -j REJECT --reject-with icmp6-port-unreachable
+-A f2b-postfix -j RETURN
+COMMIT
+`
+	}
+	return `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:f2b-postfix - [0:0]
+-A INPUT -p tcp -m multiport --dports 25,465,587 -j f2b-postfix
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+-A f2b-postfix -s 192.0.2.4/32 -j REJECT --reject-with icmp-port-unreachable
+-A f2b-postfix -j RETURN
+COMMIT
+`
+}
