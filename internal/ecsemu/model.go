@@ -147,6 +147,20 @@ func (e *Emulator) AddRule(groupID string, r Rule) (string, error) {
 	return nr.ID, nil
 }
 
+// RemoveRule deletes a rule as the console would and reports whether it
+// existed.
+func (e *Emulator) RemoveRule(groupID, ruleID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	g, ok := e.groups[groupID]
+	if !ok {
+		return false
+	}
+	n := len(g.rules)
+	g.remove(func(r *Rule) bool { return r.ID == ruleID })
+	return len(g.rules) < n
+}
+
 // Rules returns a copy of a group's rules, ingress and egress, in the order
 // DescribeSecurityGroupAttribute lists them.
 func (e *Emulator) Rules(groupID string) []Rule {
