@@ -138,18 +138,19 @@ func (b *Backend) plan(c *config, changes []plan.Change) ([]step, error) {
 	predeleted := map[string]bool{}
 	var steps []step
 	var errs []error
-	adds := map[int]bool{}
+	pairable := map[int]bool{}
 	for i, ch := range changes {
 		var ss []step
 		var err error
 		switch ch.Action {
 		case plan.Add:
 			ss, err = b.addSteps(c, idx, ch, predeleted)
-			adds[len(steps)] = len(ss) == 1 && ss[0].argv != nil && mergeable(ch)
+			pairable[len(steps)] = len(ss) == 1 && ss[0].argv != nil && mergeable(ch)
 		case plan.Update:
 			ss, err = b.updateSteps(c, idx, ch)
 		case plan.Remove:
 			ss, err = b.removeSteps(idx, ch, predeleted)
+			pairable[len(steps)] = len(ss) == 1 && ss[0].argv != nil && mergeable(ch)
 		default:
 			err = fmt.Errorf("unknown action %q", ch.Action)
 		}
@@ -162,7 +163,7 @@ func (b *Backend) plan(c *config, changes []plan.Change) ([]step, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return b.mergeWorld(steps, adds), nil
+	return b.mergeWorld(steps, pairable), nil
 }
 
 func (b *Backend) checkRule(c *config, r plan.Rule) error {
@@ -391,7 +392,11 @@ func tupleArgv(t tuple, prefix []string, comment string) []string {
 	case t.SPort != "any":
 		a = append(a, "port", t.SPort)
 	}
-	a = append(a, "to", t.Dst)
+	if t.Dst == "0.0.0.0/0" || t.Dst == "::/0" {
+		a = append(a, "to", "any") // the source already says which family
+	} else {
+		a = append(a, "to", t.Dst)
+	}
 	switch {
 	case t.DApp != "":
 		a = append(a, "app", t.DApp)
@@ -404,22 +409,24 @@ func tupleArgv(t tuple, prefix []string, comment string) []string {
 	return a
 }
 
-// mergeable reports whether an add is one half of an "anywhere" rule.
+// mergeable reports whether an add or a removal is one half of an
+// "anywhere" rule.
 func mergeable(ch plan.Change) bool {
 	return ch.Rule.Source == plan.World(ch.Rule.Family)
 }
 
-// mergeWorld joins the IPv4 and IPv6 halves of an "anywhere" add into one
-// ufw call without "from", which ufw applies to both families.
-func (b *Backend) mergeWorld(steps []step, adds map[int]bool) []step {
+// mergeWorld joins the IPv4 and IPv6 halves of an "anywhere" add or
+// removal into one ufw call without "from", which ufw applies to both
+// families. Halves pair only when their commands are otherwise equal.
+func (b *Backend) mergeWorld(steps []step, pairable map[int]bool) []step {
 	out := make([]step, 0, len(steps))
 	used := map[int]bool{}
 	for i, s := range steps {
 		if used[i] {
 			continue
 		}
-		if adds[i] {
-			if j, ok := partner(steps, adds, used, i); ok {
+		if pairable[i] {
+			if j, ok := partner(steps, pairable, used, i); ok {
 				used[j] = true
 				out = append(out, joinWorld(s, steps[j]))
 				continue
@@ -430,14 +437,15 @@ func (b *Backend) mergeWorld(steps []step, adds map[int]bool) []step {
 	return out
 }
 
-func partner(steps []step, adds map[int]bool, used map[int]bool, i int) (int, bool) {
+func partner(steps []step, pairable map[int]bool, used map[int]bool, i int) (int, bool) {
 	a := steps[i].changes[0].Rule
 	for j := i + 1; j < len(steps); j++ {
-		if !adds[j] || used[j] {
+		if !pairable[j] || used[j] {
 			continue
 		}
 		c := steps[j].changes[0].Rule
-		if c.Family != a.Family && c.Port == a.Port && c.Protocol == a.Protocol &&
+		if steps[j].changes[0].Action == steps[i].changes[0].Action &&
+			c.Family != a.Family && c.Port == a.Port && c.Protocol == a.Protocol &&
 			c.Verdict == a.Verdict &&
 			strings.Join(stripFrom(steps[i].argv), "\x00") == strings.Join(stripFrom(steps[j].argv), "\x00") {
 			return j, true

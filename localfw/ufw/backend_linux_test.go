@@ -40,12 +40,31 @@ func TestApply_emptyFirewallMatchesGolden(t *testing.T) {
 	f := newFixture(t, true)
 	b := f.backend()
 	tp := f.planApply(b, mxPolicy)
+	// one status, one call for smtp in both families, one per other rule
+	if n := f.calls.Load(); n != 10 {
+		t.Errorf("ufw ran %d times, want 10", n)
+	}
 	if len(tp.Changes) != 10 {
 		t.Errorf("first plan has %d changes, want 10 (2 smtp, 2 submission, 4 smtps, 2 deny)",
 			len(tp.Changes))
 	}
 	golden(t, "apply-mx.status-verbose.golden", f.statusVerbose())
 	f.wantNoChanges(b, mxPolicy)
+
+	noSMTP := strings.Replace(mxPolicy, "  - port: smtp\n    from: [anywhere]\n", "", 1)
+	before := f.calls.Load()
+	tp = f.planApply(b, noSMTP)
+	if len(tp.Changes) != 2 {
+		t.Errorf("dropping smtp from anywhere planned %d changes, want 2", len(tp.Changes))
+	}
+	// one status for the plan, one delete for both families
+	if n := f.calls.Load() - before; n != 2 {
+		t.Errorf("ufw ran %d times, want 2", n)
+	}
+	if out := f.statusVerbose(); strings.Contains(out, "ALLOW IN    Anywhere") {
+		t.Errorf("an anywhere allow is left:\n%s", out)
+	}
+	f.wantNoChanges(b, noSMTP)
 }
 
 func TestApply_postfixProfileSatisfiesAndRemovalIsExact(t *testing.T) {
@@ -466,8 +485,13 @@ allow:
     from: [%s]
 targets: [{name: host, type: ufw}]
 `, strings.Join(srcs, ", "))
-	empty := "version: 1\ntargets: [{name: host, type: ufw}]\n"
 	be := f.backend()
+	pristine4, pristine6 := f.u.ReadFile("/etc/ufw/user.rules"), f.u.ReadFile("/etc/ufw/user6.rules")
+	reset := func() {
+		f.u.WriteFile("/etc/ufw/user.rules", []byte(pristine4))
+		f.u.WriteFile("/etc/ufw/user6.rules", []byte(pristine6))
+		f.u.Run("ufw", "reload")
+	}
 
 	b.Run("backend", func(b *testing.B) {
 		var calls int64
@@ -479,7 +503,7 @@ targets: [{name: host, type: ufw}]
 				b.Fatalf("%d changes, want 20", len(tp.Changes))
 			}
 			b.StopTimer()
-			f.planApply(be, empty)
+			reset()
 			b.StartTimer()
 		}
 		b.ReportMetric(float64(calls)/float64(b.N), "ufw-calls/op")
@@ -499,7 +523,7 @@ targets: [{name: host, type: ufw}]
 				f.u.Run(a...)
 			}
 			b.StopTimer()
-			f.planApply(be, empty)
+			reset()
 			b.StartTimer()
 		}
 		b.ReportMetric(float64(len(argvs)), "ufw-calls/op")
