@@ -244,6 +244,7 @@ func (s *Server) addRule(rg *region, r *Rule) {
 	}
 	rg.rules = append(rg.rules, r)
 	rg.ruleByID[r.ID] = r
+	rg.ruleByKey[r.key()] = r
 }
 
 func (s *Server) describePrefixLists(rg *region, p params) (payload, *apiError) {

@@ -274,8 +274,8 @@ func (s *Server) checkAdd(rg *region, groupID string, egress bool, rules []*Rule
 		}
 		seen[r.key()] = true
 	}
-	for _, have := range rg.rules {
-		if seen[have.key()] {
+	for _, r := range rules {
+		if have := rg.ruleByKey[r.key()]; have != nil {
 			return errorf("InvalidPermission.Duplicate", "the specified rule %q already exists", have.peer())
 		}
 	}
@@ -316,13 +316,9 @@ func rulesByID(rg *region, g *Group, egress bool, ids []string) ([]*Rule, *apiEr
 
 // rulesByProperties finds the stored rule matching each wanted rule exactly.
 func rulesByProperties(rg *region, wanted []*Rule) ([]*Rule, *apiError) {
-	byKey := map[string]*Rule{}
-	for _, r := range rg.rules {
-		byKey[r.key()] = r
-	}
 	var out []*Rule
 	for _, w := range wanted {
-		r := byKey[w.key()]
+		r := rg.ruleByKey[w.key()]
 		if r == nil {
 			return nil, errorf("InvalidPermission.NotFound",
 				"The specified rule does not exist in this security group.")
@@ -439,16 +435,16 @@ func (s *Server) modifyRules(rg *region, p params) (payload, *apiError) {
 		return nil, errorf("MissingParameter", "The request must contain the parameter securityGroupRules")
 	}
 	for _, c := range changes {
-		for _, r := range rg.rules {
-			if r != c.old && r.key() == c.next.key() {
-				return nil, errorf("InvalidPermission.Duplicate", "the specified rule %q already exists", r.peer())
-			}
+		if r := rg.ruleByKey[c.next.key()]; r != nil && r != c.old {
+			return nil, errorf("InvalidPermission.Duplicate", "the specified rule %q already exists", r.peer())
 		}
 	}
 	for _, c := range changes {
+		delete(rg.ruleByKey, c.old.key())
 		tags := c.old.Tags
 		*c.old = c.next
 		c.old.Tags = tags
+		rg.ruleByKey[c.old.key()] = c.old
 	}
 	return &returnResult{Return: true}, nil
 }

@@ -66,6 +66,7 @@ type region struct {
 	groupByID   map[string]*Group
 	rules       []*Rule
 	ruleByID    map[string]*Rule
+	ruleByKey   map[string]*Rule // Rule.key() -> rule; identities are unique
 	prefixLists []*PrefixList
 	plByID      map[string]*PrefixList
 }
@@ -76,6 +77,7 @@ func newRegion(name string, vpcID string) *region {
 		vpcID:     vpcID,
 		groupByID: map[string]*Group{},
 		ruleByID:  map[string]*Rule{},
+		ruleByKey: map[string]*Rule{},
 		plByID:    map[string]*PrefixList{},
 	}
 }
@@ -214,6 +216,9 @@ func hasTag(tags []Tag, key string, values []string) bool {
 func (rg *region) removeRules(ids map[string]bool) {
 	rg.rules = slices.DeleteFunc(rg.rules, func(r *Rule) bool { return ids[r.ID] })
 	for id := range ids {
+		if r := rg.ruleByID[id]; r != nil {
+			delete(rg.ruleByKey, r.key())
+		}
 		delete(rg.ruleByID, id)
 	}
 }

@@ -1,0 +1,42 @@
+// Package aws is the mailfw backend for EC2 security groups.
+//
+// A target names groups by id (security_groups) or by tags (select.tags) in
+// one or more regions; each group is one [plan.Scope] with the id
+// "sg-… (region)". Credentials, region and endpoint come from the SDK's
+// default chain as the AWS CLI reads them, with the target's profile,
+// region(s) and endpoint taking precedence; AWS_ENDPOINT_URL_EC2 and
+// AWS_ENDPOINT_URL work as they do for the CLI.
+//
+// Reading uses as few calls as EC2 allows: DescribeSecurityGroupRules with a
+// group-id filter of up to 200 groups per call and 1000 rules per page, so
+// the number of calls grows with pages of rules, not with groups. Egress
+// rules are ignored. Sources are canonical CIDRs, prefix lists ("pl-…") and
+// referenced groups: "sg-…" for a group of the same account as the group
+// holding the rule, "sg-…/ACCOUNT" for another account's group. A policy
+// must name referenced groups the same way to round-trip without a diff.
+// Rules that cannot carry TCP (ICMP, other IP protocols) are not reported,
+// but count against the quota.
+//
+// mailfw owns a rule whose description is "mailfw" or starts with
+// "mailfw:", or that carries the tag managed-by=mailfw; it writes both,
+// the tag at creation through TagSpecifications.
+//
+// Writing takes one AuthorizeSecurityGroupIngress per group with all its
+// additions, one UpdateSecurityGroupRuleDescriptionsIngress for
+// description-only changes, and one RevokeSecurityGroupIngress by rule id
+// for removals; every group's additions land before any removal. Before
+// the first write the additions are checked against each group's quota
+// (60 per family by default, the target's quota overrides; a prefix list
+// counts its max entries against its family, a referenced group counts
+// against both) and the whole apply is refused with a [*QuotaError] if one
+// would pass it. InvalidPermission.Duplicate and the not-found errors of
+// revoke mean another client got there first: the group is re-read and
+// only what is still missing is re-issued. Throttling is retried by the
+// SDK's retryer (standard, or adaptive when retry_mode says so); groups and
+// regions are worked on concurrently, bounded by Env.Parallelism. An apply
+// that fails part-way returns an [*ApplyError] listing what was and was not
+// done; a rerun converges.
+//
+// Findings: aws-outbound-25 (info) says EC2 throttles outbound TCP 25 by
+// default; aws-no-groups (medium) says the selection matched no group.
+package aws
