@@ -141,23 +141,34 @@ func (b *Backend) Read(ctx context.Context) (*plan.State, error) {
 		return nil, err
 	}
 	st := &plan.State{Kind: m.Kind(), IPv6: b.hasIPv6()}
+	// The two families are read at the same time; each read is a program
+	// start, which costs more than the parsing.
+	var t6 *table
+	var err6 error
+	var wg sync.WaitGroup
+	if st.IPv6 {
+		wg.Go(func() { t6, err6 = b.save(ctx, m, plan.IPv6) })
+	}
 	var t4 *table
 	if v4out != nil {
 		if t4, err = parseSave(v4out, plan.IPv4); err != nil {
-			return nil, fmt.Errorf("parsing ipv4 rules: %w", err)
+			err = fmt.Errorf("parsing ipv4 rules: %w", err)
 		}
-	} else if t4, err = b.save(ctx, m, plan.IPv4); err != nil {
+	} else {
+		t4, err = b.save(ctx, m, plan.IPv4)
+	}
+	wg.Wait()
+	if err != nil {
 		return nil, err
 	}
 	tables := []*table{t4}
-	if st.IPv6 {
-		t6, err := b.save(ctx, m, plan.IPv6)
-		if err != nil {
-			b.logger.Warn("ip6tables unusable; IPv6 is left unfiltered by mailfw", "err", err)
-			st.IPv6 = false
-		} else {
-			tables = append(tables, t6)
-		}
+	switch {
+	case !st.IPv6:
+	case err6 != nil:
+		b.logger.Warn("ip6tables unusable; IPv6 is left unfiltered by mailfw", "err", err6)
+		st.IPv6 = false
+	default:
+		tables = append(tables, t6)
 	}
 	describeState(st, tables, det)
 	return st, nil

@@ -91,28 +91,33 @@ func countRules(data []byte) int {
 
 // splitArgs splits one iptables-save line into words the way
 // iptables-restore does: double quotes group, a backslash escapes the next
-// character.
+// character. The special characters are ASCII, so working on bytes keeps
+// UTF-8 intact.
 func splitArgs(line string) ([]string, error) {
+	if !strings.ContainsAny(line, "\"\\") {
+		return strings.Fields(line), nil
+	}
 	var args []string
-	var cur strings.Builder
+	cur := make([]byte, 0, len(line))
 	inWord, quoted, escaped := false, false, false
-	for _, r := range line {
+	for i := range len(line) {
+		c := line[i]
 		switch {
 		case escaped:
-			cur.WriteRune(r)
+			cur = append(cur, c)
 			escaped = false
-		case r == '\\':
+		case c == '\\':
 			escaped, inWord = true, true
-		case r == '"':
+		case c == '"':
 			quoted, inWord = !quoted, true
-		case (r == ' ' || r == '\t') && !quoted:
+		case (c == ' ' || c == '\t') && !quoted:
 			if inWord {
-				args = append(args, cur.String())
-				cur.Reset()
+				args = append(args, string(cur))
+				cur = cur[:0]
 				inWord = false
 			}
 		default:
-			cur.WriteRune(r)
+			cur = append(cur, c)
 			inWord = true
 		}
 	}
@@ -120,7 +125,7 @@ func splitArgs(line string) ([]string, error) {
 		return nil, fmt.Errorf("unterminated quote in %q", line)
 	}
 	if inWord {
-		args = append(args, cur.String())
+		args = append(args, string(cur))
 	}
 	return args, nil
 }
@@ -129,7 +134,7 @@ func splitArgs(line string) ([]string, error) {
 // quotes with '"', '\' and '\” escaped, as iptables-save writes comments.
 // Words of plain ASCII letters, digits and address punctuation stay bare.
 func quoteArg(s string) string {
-	if s != "" && strings.Trim(s, safeChars) == "" {
+	if isSafe(s) {
 		return s
 	}
 	var b strings.Builder
@@ -145,6 +150,22 @@ func quoteArg(s string) string {
 }
 
 const safeChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:,=+@%!"
+
+var safeSet = func() (set [256]bool) {
+	for i := range len(safeChars) {
+		set[safeChars[i]] = true
+	}
+	return set
+}()
+
+func isSafe(s string) bool {
+	for i := range len(s) {
+		if !safeSet[s[i]] {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // joinArgs renders words as one iptables-restore line fragment.
 func joinArgs(args []string) string {
@@ -175,6 +196,8 @@ type rule struct {
 	idx   int      // position in the chain, from 0
 	args  []string // the words after "-A CHAIN", unquoted
 
+	specText string // cache of spec()
+
 	m          match
 	target     string // -j or -g target; "" when the rule only counts
 	isGoto     bool
@@ -197,7 +220,12 @@ func (r *rule) unmodelledMatches() bool {
 }
 
 // spec is the rule as iptables-restore takes it after "-A CHAIN".
-func (r *rule) spec() string { return joinArgs(r.args) }
+func (r *rule) spec() string {
+	if r.specText == "" {
+		r.specText = joinArgs(r.args)
+	}
+	return r.specText
+}
 
 // modelledMatches are the -m modules whose options mailfw understands.
 var modelledMatches = map[string]bool{
