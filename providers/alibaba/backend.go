@@ -245,13 +245,13 @@ func (b *Backend) buildPool(rt http.RoundTripper) error {
 		rt = tr
 	}
 	b.pool = make(chan *pooledClient, b.parallel)
+	creds := &sourcedProvider{inner: b.creds.provider, source: b.creds.name}
 	for range b.parallel {
 		pc := &pooledClient{rt: &ctxTransport{base: rt}}
 		cfg := sdk.NewConfig()
 		cfg.Transport = pc.rt
 		cfg.Scheme = scheme
-		c, err := ecs.NewClientWithOptions(b.region, cfg,
-			&sourcedProvider{inner: b.creds.provider, source: b.creds.name})
+		c, err := ecs.NewClientWithOptions(b.region, cfg, creds)
 		if err != nil {
 			return fmt.Errorf("creating the ECS client: %w", err)
 		}

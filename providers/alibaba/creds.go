@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 )
@@ -178,8 +179,11 @@ func fromProfileFile(file, name string, o *options) (credSource, error) {
 }
 
 // sourcedProvider marks errors of the underlying provider with the source,
-// so a failure to fetch credentials is told apart from an API error.
+// so a failure to fetch credentials is told apart from an API error. It
+// serialises GetCredentials: the pooled clients share one provider, and the
+// SDK's refreshing providers do not guard their cache.
 type sourcedProvider struct {
+	mu     sync.Mutex
 	inner  credentials.CredentialsProvider
 	source string
 }
@@ -196,6 +200,8 @@ func (e *credFetchError) Error() string {
 func (e *credFetchError) Unwrap() error { return e.err }
 
 func (p *sourcedProvider) GetCredentials() (*credentials.Credentials, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	cc, err := p.inner.GetCredentials()
 	if err != nil {
 		return nil, &credFetchError{source: p.source, err: err}

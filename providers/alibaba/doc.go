@@ -47,6 +47,11 @@
 // blocks outbound TCP 25 by default and a mail server there cannot deliver
 // directly until Alibaba lifts the block.
 //
+// BUG: changing priority: in a target does not move the rules mailfw
+// already wrote: the diff compares rules without their priority, and ECS
+// treats a rule at another priority as the same rule, so an add would be a
+// silent no-op. Rewriting them needs an update that carries the priority.
+//
 // BUG: plan's quota check counts each family against the quota on its own,
 // while ECS counts all rules together; Apply catches what the plan lets
 // through, so such a plan fails at apply time with nothing changed.

@@ -245,6 +245,28 @@ func TestRead_pagesGroupsAndRules(t *testing.T) {
 	}
 }
 
+func TestRead_pagesRulesPast1000(t *testing.T) {
+	f := newFixture(t)
+	gid := f.group(t, nil)
+	for i := 0; i < 1100; i++ {
+		f.rule(t, gid, ecsemu.Rule{IpProtocol: "TCP", PortRange: "25/25",
+			SourceCidrIp: fmt.Sprintf("10.%d.%d.0/24", i/200, i%200)})
+	}
+	st, err := f.open(t, f.target(gid), providers.Env{}).Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.Scopes[0].Rules); n != 1100 {
+		t.Errorf("%d rules read, want 1100", n)
+	}
+	if n := f.emu.CallCounts()["DescribeSecurityGroupAttribute"]; n != 2 {
+		t.Errorf("%d DescribeSecurityGroupAttribute calls at 1000 a page, want 2", n)
+	}
+	if tok := lastRequest(f, "DescribeSecurityGroupAttribute").Get("NextToken"); tok == "" {
+		t.Errorf("the second page was not asked for with the NextToken")
+	}
+}
+
 func TestRead_unknownGroupIsNamed(t *testing.T) {
 	f := newFixture(t)
 	gid := f.group(t, nil)
