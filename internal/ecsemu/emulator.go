@@ -97,6 +97,8 @@ type Emulator struct {
 	hooks     map[string][]func()
 
 	log []Request
+
+	inFlight, maxInFlight int
 }
 
 // New returns an empty emulator with the default quota.
@@ -214,11 +216,19 @@ func (e *Emulator) CallCounts() map[string]int {
 	return m
 }
 
-// ResetRequests forgets the recorded calls.
+// ResetRequests forgets the recorded calls and the in-flight peak.
 func (e *Emulator) ResetRequests() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.log = nil
+	e.log, e.maxInFlight = nil, 0
+}
+
+// MaxInFlight is the most calls the emulator served at once since the last
+// ResetRequests.
+func (e *Emulator) MaxInFlight() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.maxInFlight
 }
 
 // apiError is an error reply.
@@ -241,7 +251,14 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	e.mu.Lock()
 	lat := e.latency
+	e.inFlight++
+	e.maxInFlight = max(e.maxInFlight, e.inFlight)
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.inFlight--
+		e.mu.Unlock()
+	}()
 	if lat > 0 {
 		time.Sleep(lat)
 	}

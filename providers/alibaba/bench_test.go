@@ -43,6 +43,7 @@ func BenchmarkPlan500Groups(b *testing.B) {
 		ops++
 	}
 	reportCalls(b, f, ops)
+	b.ReportMetric(float64(f.emu.MaxInFlight()), "max-in-flight")
 }
 
 func BenchmarkApplyOneRulePerGroup500Groups(b *testing.B) {
@@ -68,6 +69,7 @@ func BenchmarkApplyOneRulePerGroup500Groups(b *testing.B) {
 		}
 		calls = f.emu.CallCounts()
 	}
+	b.ReportMetric(float64(f.emu.MaxInFlight()), "max-in-flight")
 	for action, n := range calls {
 		b.ReportMetric(float64(n), action+"/op")
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -264,6 +265,22 @@ func TestRead_pagesRulesPast1000(t *testing.T) {
 	}
 	if tok := lastRequest(f, "DescribeSecurityGroupAttribute").Get("NextToken"); tok == "" {
 		t.Errorf("the second page was not asked for with the NextToken")
+	}
+}
+
+func TestRead_neverMoreCallsAtOnceThanParallelism(t *testing.T) {
+	f := newFixture(t)
+	var ids []string
+	for i := 0; i < 30; i++ {
+		ids = append(ids, f.group(t, nil))
+	}
+	f.emu.SetLatency(2 * time.Millisecond)
+	tg := f.target(ids...)
+	b := f.open(t, tg, providers.Env{Parallelism: 3})
+	tp := planOf(t, mustPolicy(t, mxPolicy), tg, b)
+	apply(t, b, tp.Changes)
+	if n := f.emu.MaxInFlight(); n > 3 {
+		t.Errorf("%d calls in flight at once, parallelism 3", n)
 	}
 }
 
