@@ -502,3 +502,91 @@ func TestProbe_seesRulesInTheirMode(t *testing.T) {
 		})
 	}
 }
+
+func TestApply_newDescriptionIsAnUpdateInPlace(t *testing.T) {
+	h := newHost(t, ModeNFT, false)
+	h.apply(policy(t, mailPolicy))
+	renamed := policy(t, strings.ReplaceAll(mailPolicy, "office clients", "office staff"))
+	tp := h.apply(renamed)
+	if len(tp.Changes) != 4 || slices.ContainsFunc(tp.Changes, func(c plan.Change) bool { return c.Action != plan.Update }) {
+		t.Errorf("plan, want 4 updates:\n%s", changeList(tp.Changes))
+	}
+	for _, f := range families {
+		listing := h.save(f)
+		if strings.Contains(listing, "office clients") || strings.Count(listing, `"mailfw: office staff"`) != 3 {
+			t.Errorf("%s after the update:\n%s", f, listing)
+		}
+	}
+	h.converged(renamed)
+}
+
+func TestApply_jumpGoesBeforeTheFirstCatchAll(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules string // INPUT and other chains, as restore lines
+		want  int    // index of the jump in INPUT afterwards
+	}{
+		{"policy-drop-no-catch-all", "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n", 1},
+		{"catch-all-in-a-chain", ":LOGDROP - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -j LOGDROP\n" +
+			"-A LOGDROP -j LOG\n-A LOGDROP -j DROP\n", 1},
+		{"interface-drop-is-conditional", "-A INPUT -i eth9 -j DROP\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n", 2},
+		{"udp-reject-is-not-mail", "-A INPUT -p udp -j REJECT\n-A INPUT -j REJECT\n", 1},
+		{"mail-port-drop", "-A INPUT -p tcp -m tcp --dport 80 -j DROP\n-A INPUT -p tcp -m multiport --dports 25,587 -j DROP\n", 1},
+		{"source-ban-stays-above", "-A INPUT -s 198.51.100.9/32 -j DROP\n-A INPUT -j DROP\n", 1},
+		{"existing-jump-in-force-stays", ":MAILFW-INPUT - [0:0]\n-A INPUT -j MAILFW-INPUT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n" +
+			"-A INPUT -j DROP\n", 0},
+	}
+	p := policy(t, `version: 1
+allow:
+  - port: smtp
+    from: [anywhere-ipv4]
+targets:
+  - name: host
+    type: iptables
+`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, ModeNFT, true)
+			h.restore(plan.IPv4, "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"+tt.rules+"COMMIT\n")
+			h.apply(p)
+			var input []string
+			for line := range strings.Lines(h.save(plan.IPv4)) {
+				if strings.HasPrefix(line, "-A INPUT ") {
+					input = append(input, strings.TrimSpace(line))
+				}
+			}
+			got := slices.IndexFunc(input, func(s string) bool { return strings.HasSuffix(s, "-j "+Chain) })
+			if got != tt.want || strings.Count(strings.Join(input, "\n"), Chain) != 1 {
+				t.Errorf("jump at %d, want %d:\n%s", got, tt.want, strings.Join(input, "\n"))
+			}
+			h.converged(p)
+		})
+	}
+}
+
+func TestPlan_unmarkedAllowSatisfiesAndIsLeftAlone(t *testing.T) {
+	h := newHost(t, ModeNFT, true)
+	h.restore(plan.IPv4, "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"+
+		"-A INPUT -p tcp -m tcp --dport 25 -j ACCEPT\n-A INPUT -j REJECT\nCOMMIT\n")
+	before := h.save(plan.IPv4)
+	p := policy(t, `version: 1
+allow:
+  - port: smtp
+    from: [anywhere-ipv4]
+ownership: exclusive
+targets:
+  - name: host
+    type: iptables
+`)
+	tp := h.plan(p)
+	if len(tp.Changes) != 0 || len(tp.Satisfied) != 1 {
+		t.Fatalf("plan: %d changes, %d satisfied; want none and one:\n%s", len(tp.Changes), len(tp.Satisfied),
+			changeList(tp.Changes))
+	}
+	if _, err := h.b.Apply(context.Background(), tp.Changes); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.save(plan.IPv4); after != before {
+		t.Errorf("an empty apply changed the table:\n%s", after)
+	}
+}
