@@ -77,10 +77,17 @@ func (b *Backend) Apply(ctx context.Context, changes []plan.Change) ([]plan.Chan
 	if err != nil {
 		return nil, fmt.Errorf("applying ufw changes: nothing changed: %w", err)
 	}
+	calls := 0
+	for _, s := range steps {
+		if s.argv != nil {
+			calls++
+		}
+	}
+	b.logger.Info("applying", "changes", len(changes), "ufw_calls", calls)
 	var done []plan.Change
 	for i, s := range steps {
 		if err := b.runStep(ctx, s); err != nil {
-			return done, partialError(done, s, steps[i+1:], err)
+			return done, partialError(steps[:i], s, steps[i+1:], err)
 		}
 		done = append(done, s.changes...)
 	}
@@ -111,20 +118,23 @@ func (b *Backend) runStep(ctx context.Context, s step) error {
 	return nil
 }
 
-func partialError(done []plan.Change, failed step, rest []step, err error) error {
-	var notDone []string
-	for _, c := range failed.changes {
-		notDone = append(notDone, describe(c))
-	}
-	for _, s := range rest {
-		for _, c := range s.changes {
-			notDone = append(notDone, describe(c))
+// partialError says what was done, what failed and what was not done. A
+// step that completes no change (the delete before a verdict change) is
+// listed by what it did.
+func partialError(ran []step, failed step, rest []step, err error) error {
+	list := func(ss []step) []string {
+		var out []string
+		for _, s := range ss {
+			if len(s.changes) == 0 {
+				out = append(out, s.what)
+			}
+			for _, c := range s.changes {
+				out = append(out, describe(c))
+			}
 		}
+		return out
 	}
-	var made []string
-	for _, c := range done {
-		made = append(made, describe(c))
-	}
+	made, notDone := list(ran), list(append([]step{failed}, rest...))
 	return fmt.Errorf("applying ufw changes: %s: %w; done (%d): [%s]; not done (%d): [%s]",
 		failed.what, err, len(made), strings.Join(made, "; "),
 		len(notDone), strings.Join(notDone, "; "))
@@ -174,6 +184,8 @@ func (b *Backend) checkRule(c *config, r plan.Rule) error {
 		return fmt.Errorf("ufw cannot enforce connections_per_source")
 	case r.Protocol != "tcp" && r.Protocol != "udp":
 		return fmt.Errorf("protocol %q is not supported", r.Protocol)
+	case r.Port < 1 || r.Port > 65535:
+		return fmt.Errorf("port %d is out of range", r.Port)
 	case r.Family == plan.IPv6 && !c.IPv6:
 		return fmt.Errorf("IPv6 is disabled in ufw (IPV6=no in /etc/default/ufw)")
 	case r.Family != plan.IPv4 && r.Family != plan.IPv6:

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mailfw/mailfw/internal/execx"
 	"github.com/mailfw/mailfw/internal/sandbox"
 	"github.com/mailfw/mailfw/plan"
 )
@@ -528,4 +532,51 @@ targets: [{name: host, type: ufw}]
 		}
 		b.ReportMetric(float64(len(argvs)), "ufw-calls/op")
 	})
+}
+
+func TestApply_partialFailureSaysWhatWasDoneAndRerunConverges(t *testing.T) {
+	f := newFixture(t, true)
+	// A wrapper at the exec seam that fails every ufw call naming port 465.
+	wrapper := filepath.Join(t.TempDir(), "fail-465")
+	script := "#!/bin/sh\nfor a; do [ \"$a\" = 465 ] && { echo 'injected failure' >&2; exit 1; }; done\nexec \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(callCounter{n: f.calls})
+	failing := New(WithRoot(f.u.Root), WithLogger(logger),
+		WithRunner(execx.New(logger, execx.WithPrefix(append(f.u.Prefix(), wrapper)...))))
+	policy := `version: 1
+allow:
+  - port: smtp
+    from: [192.0.2.1]
+  - port: submission
+    from: [192.0.2.2]
+  - port: smtps
+    from: [192.0.2.3]
+targets: [{name: host, type: ufw}]
+`
+	p, tgt := f.policy(policy)
+	tp, err := plan.PlanTarget(context.Background(), p, tgt, failing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := failing.Apply(context.Background(), tp.Changes)
+	if err == nil || len(done) != 1 || done[0].Rule.Port != 25 {
+		t.Fatalf("done %v, err %v; want the port 25 add done and an error", done, err)
+	}
+	for _, s := range []string{"injected failure", "done (1)", "not done (2)", "tcp/587", "tcp/465"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error lacks %q: %v", s, err)
+		}
+	}
+	ts := strings.Join(f.tuples("/etc/ufw/user.rules"), "\n")
+	if !strings.Contains(ts, "192.0.2.1") || strings.Contains(ts, "192.0.2.2") {
+		t.Errorf("rules after the failure:\n%s", ts)
+	}
+	b := f.backend()
+	tp = f.planApply(b, policy)
+	if len(tp.Changes) != 2 {
+		t.Errorf("rerun planned %d changes, want the 2 not done", len(tp.Changes))
+	}
+	f.wantNoChanges(b, policy)
 }

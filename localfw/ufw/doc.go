@@ -37,6 +37,12 @@
 // leaves the host open for a moment, and it would mean re-implementing
 // ufw's private translation of tuples into iptables lines.
 //
+// BUG: ufw 0.36 takes no lock for rule commands: each one reads, changes
+// and rewrites user.rules. A ufw command run by another tool (fail2ban's
+// ufw action) while mailfw applies can lose one of the two changes. mailfw
+// re-reads the files after each of its calls and fails on a lost change of
+// its own; it cannot see another tool's lost change.
+//
 // Findings this package adds: ufw-inactive (high), ufw-default-allow
 // (high), ufw-rule-unreadable (medium), ufw-rule-ignored (info),
 // ufw-app-missing (medium), ufw-app-stale (low).

@@ -72,6 +72,9 @@ type fixture struct {
 // enabled when active is true.
 func newFixture(t testing.TB, active bool) *fixture {
 	t.Helper()
+	if tt, ok := t.(*testing.T); ok {
+		tt.Parallel() // each fixture has its own namespaces and files
+	}
 	u := sandbox.NewUFW(t)
 	u.WriteFile("/etc/ufw/applications.d/postfix", []byte(postfixProfiles))
 	if active {
