@@ -114,3 +114,69 @@ COMMIT
 COMMIT
 `
 }
+
+// TestApply_connectionLimitHolds opens connections from one source and
+// holds them: with connections_per_source 2 the third is refused, while
+// another source still gets in.
+func TestApply_connectionLimitHolds(t *testing.T) {
+	sandbox.Require(t, "sysctl")
+	h := newHost(t, ModeNFT, true)
+	client := sandbox.NewNetns(t)
+	h.ns.Link(client, []string{"192.0.2.1/24"}, []string{"192.0.2.2/24", "192.0.2.3/24"})
+	h.restore(plan.IPv4, bannedHost(plan.IPv4))
+	var l net.Listener
+	if err := h.ns.Do(func() (err error) { l, err = net.Listen("tcp", "192.0.2.1:465"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	held, exited := make(chan net.Conn, 16), make(chan struct{})
+	t.Cleanup(func() {
+		l.Close()
+		<-exited
+		close(held)
+		for c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		defer close(exited)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+		}
+	}()
+	h.apply(policy(t, `version: 1
+allow:
+  - port: smtps
+    from: [192.0.2.0/24]
+    limit: {connections_per_source: 2}
+targets:
+  - name: host
+    type: iptables
+`))
+	dial := func(from string) (net.Conn, error) {
+		var c net.Conn
+		err := client.Do(func() (err error) {
+			d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+			c, err = d.Dial("tcp", "192.0.2.1:465")
+			return err
+		})
+		if c != nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		return c, err
+	}
+	for i := range 2 {
+		if _, err := dial("192.0.2.2"); err != nil {
+			t.Fatalf("connection %d within the limit: %v", i+1, err)
+		}
+	}
+	if _, err := dial("192.0.2.2"); err == nil {
+		t.Error("a third connection from one source got through a limit of 2")
+	}
+	if _, err := dial("192.0.2.3"); err != nil {
+		t.Errorf("another source was refused: %v", err)
+	}
+}
