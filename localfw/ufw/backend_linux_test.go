@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -579,4 +580,44 @@ targets: [{name: host, type: ufw}]
 		t.Errorf("rerun planned %d changes, want the 2 not done", len(tp.Changes))
 	}
 	f.wantNoChanges(b, policy)
+}
+
+// TestBinary_autoPicksActiveUFWAndConverges builds mailfw and runs it inside
+// the sandbox: type auto must choose the active ufw, apply must write the
+// rules, and a second plan must report no changes (exit 0).
+func TestBinary_autoPicksActiveUFWAndConverges(t *testing.T) {
+	f := newFixture(t, true)
+	sandbox.Require(t, "go")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mailfw")
+	build := exec.Command("go", "build", "-o", bin, "github.com/mailfw/mailfw/cmd/mailfw")
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building mailfw: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "mailfw.yaml")
+	policy := `version: 1
+allow:
+  - port: smtp
+    from: [anywhere]
+  - port: submission
+    from: [203.0.113.0/24]
+    description: office
+targets: [{name: host, type: auto}]
+`
+	if err := os.WriteFile(cfg, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.u.TryRun(bin, "apply", "-c", cfg, "--auto-approve"); err != nil {
+		t.Fatalf("mailfw apply: %v\n%s", err, out)
+	}
+	ts := strings.Join(f.tuples("/etc/ufw/user.rules"), "\n")
+	if !strings.Contains(ts, "allow tcp 587 0.0.0.0/0 any 203.0.113.0/24 in comment=") {
+		t.Errorf("user.rules after mailfw apply:\n%s", ts)
+	}
+	out, err := f.u.TryRun(bin, "plan", "-c", cfg, "--detailed-exitcode")
+	t.Logf("mailfw plan:\n%s", out)
+	if err != nil {
+		t.Errorf("second mailfw plan: %v (want exit 0, no changes)\n%s", err, out)
+	}
 }
