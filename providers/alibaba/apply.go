@@ -202,13 +202,13 @@ func (b *Backend) applyGroup(ctx context.Context, g groupInfo, cs []plan.Change)
 			removes = append(removes, c)
 		}
 	}
-	acked := map[int]bool{} // index in cs of changes ECS said it made
 	gone := map[string]bool{}
-	callErr := b.writeGroup(ctx, g, adds, updates, removes, acked, cs, gone)
+	acked, callErr := b.writeGroup(ctx, g, adds, updates, removes, gone)
 
 	perms, rerr := b.readRules(ctx, g.ID)
 	if rerr != nil {
-		return b.unverified(g, cs, acked, callErr, rerr)
+		ordered := slices.Concat(adds, updates, removes)
+		return b.unverified(g, ordered[:acked], ordered[acked:], callErr, rerr)
 	}
 	done, notDone := b.verify(g, cs, perms, gone)
 	if len(notDone) == 0 {
@@ -226,32 +226,29 @@ func (b *Backend) applyGroup(ctx context.Context, g groupInfo, cs []plan.Change)
 }
 
 // writeGroup makes the calls in plan order and stops at the first failure.
+// It returns how many changes, counted in that order, ECS acknowledged.
 func (b *Backend) writeGroup(ctx context.Context, g groupInfo, adds, updates, removes []plan.Change,
-	acked map[int]bool, all []plan.Change, gone map[string]bool) error {
-	ack := func(batch []plan.Change) {
-		for _, c := range batch {
-			acked[slices.IndexFunc(all, func(x plan.Change) bool { return x == c })] = true
-		}
-	}
+	gone map[string]bool) (int, error) {
+	acked := 0
 	for batch := range slices.Chunk(adds, batchSize) {
 		if err := b.authorize(ctx, g, batch); err != nil {
-			return fmt.Errorf("adding %d rule(s): %w", len(batch), err)
+			return acked, fmt.Errorf("adding %d rule(s): %w", len(batch), err)
 		}
-		ack(batch)
+		acked += len(batch)
 	}
 	for _, u := range updates {
 		if err := b.modifyDescription(ctx, g, u); err != nil {
-			return fmt.Errorf("updating the description of %s: %w", u.ID, err)
+			return acked, fmt.Errorf("updating the description of %s: %w", u.ID, err)
 		}
-		ack([]plan.Change{u})
+		acked++
 	}
 	for batch := range slices.Chunk(removes, batchSize) {
 		if err := b.revoke(ctx, g, batch, gone); err != nil {
-			return fmt.Errorf("removing %d rule(s): %w", len(batch), err)
+			return acked, fmt.Errorf("removing %d rule(s): %w", len(batch), err)
 		}
-		ack(batch)
+		acked += len(batch)
 	}
-	return nil
+	return acked, nil
 }
 
 func (b *Backend) authorize(ctx context.Context, g groupInfo, batch []plan.Change) error {
@@ -414,15 +411,7 @@ func findRule(rules []plan.Observed, want plan.Rule) (plan.Observed, bool) {
 
 // unverified reports a group that could not be read back: what ECS
 // acknowledged counts as done, the rest as not done.
-func (b *Backend) unverified(g groupInfo, cs []plan.Change, acked map[int]bool, callErr, readErr error) groupResult {
-	var done, notDone []plan.Change
-	for i, c := range cs {
-		if acked[i] {
-			done = append(done, c)
-		} else {
-			notDone = append(notDone, c)
-		}
-	}
+func (b *Backend) unverified(g groupInfo, done, notDone []plan.Change, callErr, readErr error) groupResult {
 	err := fmt.Errorf("reading the group back: %w", readErr)
 	if callErr != nil {
 		err = fmt.Errorf("%w; then %w", callErr, err)

@@ -594,3 +594,23 @@ func TestApply_classicGroupWritesInternetRules(t *testing.T) {
 		t.Errorf("second plan: %+v", tp2.Changes)
 	}
 }
+
+func TestApply_unreadableGroupAfterWritingIsReportedUnverified(t *testing.T) {
+	f := newFixture(t)
+	gid := f.group(t, nil)
+	tg := f.target(gid)
+	b := f.open(t, tg, providers.Env{})
+	tp := planOf(t, mustPolicy(t, mxPolicy), tg, b)
+	f.emu.BeforeNext("AuthorizeSecurityGroup", func() {
+		f.emu.FailNext(1, ecsemu.Fault{Action: "DescribeSecurityGroupAttribute", Status: 403,
+			Code: "Forbidden.RAM", Message: "User not authorized to operate on the specified resource."})
+	})
+	done, err := b.Apply(context.Background(), tp.Changes)
+	var ae *ApplyError
+	if !errors.As(err, &ae) || len(ae.Failed) != 1 || !ae.Failed[0].Unverified || len(ae.Failed[0].NotDone) != 0 {
+		t.Fatalf("want one unverified group with nothing left undone, got %v", err)
+	}
+	if len(done) != 4 || !strings.Contains(err.Error(), "could not read the group back") {
+		t.Errorf("done %d, error %q", len(done), err)
+	}
+}
