@@ -13,9 +13,13 @@
 // 25,465,587" yields one deny per banned source and port. Multiport lists
 // and ranges become one Observed each. Rules with matches mailfw does not
 // model (an interface other than lo, conntrack, recent, limit, a negation,
-// ...) are Conditional; rules for lo are left out. Every rule outside
-// MAILFW-INPUT is Fixed: this backend never changes it, so exclusive
-// ownership removes nothing here. Both families are one scope, "INPUT";
+// ...) are Conditional, and so are connlimit rules of others; rules for lo
+// are left out. A RETURN with matches makes the rules after it in its chain
+// Conditional, an unconditional one ends the chain, and a goto (-g) is
+// followed like a jump. Protocols other than tcp, udp and all (icmp, ...)
+// are left out, as are rules without a verdict (LOG, counters). Every
+// rule outside MAILFW-INPUT is Fixed: this backend never changes it, so
+// exclusive ownership removes nothing here. Both families are one scope, "INPUT";
 // mailfw's chain takes the same slot in both so that the scope's
 // AllowOrder and DenyOrder hold for either family. The policy of INPUT and
 // the position of the jump go into State.Extra, so a saved plan goes stale
@@ -32,6 +36,12 @@
 // same input passed "iptables-restore --test --noflush". Both families are
 // validated before either is written. When the chain would end up empty
 // the jump and the chain are deleted, leaving nothing behind.
+//
+// NOTE: iptables-nft's --test does not check all that the commit does
+// (deleting a chain another rule still jumps to passes --test and fails on
+// commit; iptables-legacy catches it), so IPv6 can still fail after IPv4
+// was written. Apply then returns the IPv4 changes as done and its error
+// names what was applied and what was not; a rerun converges.
 //
 // The chain holds, in this order: rules without the mark that someone else
 // put there (kept, first), then mailfw's denies, then one connlimit rule per
@@ -78,6 +88,15 @@
 // the mode the system's iptables command points to. State.Kind says which:
 // "iptables (nf_tables)" or "iptables (legacy)". [WithMode] skips the
 // detection.
+//
+// # Using it
+//
+// New(WithLogger(l)) builds the backend for the host; WithRunner gives it
+// an [execx.Runner] (tests pass one with a network-namespace prefix) and
+// WithMode pins a mode. [Probe] tells whether iptables is the firewall in
+// charge: it reports active when the chosen mode holds at least one IPv4
+// rule in any table, and in detail the mode, the count and why that mode
+// was chosen. It runs only the *-save programs.
 //
 // # Descriptions
 //
