@@ -3,6 +3,8 @@ package main
 import (
 	"github.com/mailfw/mailfw/localfw"
 	"github.com/mailfw/mailfw/providers"
+	"github.com/mailfw/mailfw/providers/alibaba"
+	"github.com/mailfw/mailfw/providers/aws"
 )
 
 // registry lists the target types this build serves.
@@ -12,5 +14,7 @@ func registry() providers.Registry {
 		"iptables":  localfw.Open,
 		"ufw":       localfw.Open,
 		"firewalld": localfw.Open,
+		"aws":       aws.Open,
+		"alibaba":   alibaba.Open,
 	}
 }
