@@ -285,6 +285,10 @@ func (b *Backend) removeSteps(idx map[string]located, ch plan.Change,
 		return []step{{changes: []plan.Change{ch}, what: describe(ch)}}, nil
 	}
 	old, err := ownedTuple(idx, ch.ID)
+	if err != nil && ch.Reason == plan.ReasonExclusive {
+		// ownership: exclusive removes unmarked single-port allows too.
+		old, err = exclusiveTuple(idx, ch.ID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -305,6 +309,26 @@ func ownedTuple(idx map[string]located, id string) (located, error) {
 	}
 	if !owned(old.t) {
 		return located{}, fmt.Errorf("refusing to change ufw rule %q: it lacks the mailfw mark", id)
+	}
+	return old, nil
+}
+
+// exclusiveTuple finds an unmarked rule that exclusive ownership may
+// remove: a plain allow of one TCP port, not another tool's.
+func exclusiveTuple(idx map[string]located, id string) (located, error) {
+	old, ok := idx[id]
+	switch {
+	case strings.Contains(id, "#"):
+		return located{}, fmt.Errorf("rule %q is one port of a multi-port ufw rule; "+
+			"mailfw never changes those", id)
+	case !ok:
+		return located{}, fmt.Errorf("no ufw rule %q (the rules changed since the plan)", id)
+	case old.t.Action != "allow" || old.t.Proto != "tcp" || old.t.Route ||
+		old.t.Direction != "in" || old.t.IfaceIn != "" || old.t.SApp != "" ||
+		old.t.SPort != "any" || old.t.Dst != plan.World(old.fam) ||
+		strings.ContainsAny(old.t.DPort, ",:") || old.t.DPort == "any":
+		return located{}, fmt.Errorf("refusing to remove ufw rule %q: exclusive ownership "+
+			"removes only plain single-port TCP allows", id)
 	}
 	return old, nil
 }

@@ -621,3 +621,52 @@ targets: [{name: host, type: auto}]
 		t.Errorf("second mailfw plan: %v (want exit 0, no changes)\n%s", err, out)
 	}
 }
+
+func TestApply_exclusiveRemovesOnlyPlainUnmarkedMailAllows(t *testing.T) {
+	f := newFixture(t, true)
+	f.u.Run("ufw", "allow", "22/tcp")
+	f.u.Run("ufw", "allow", "587/tcp")
+	f.u.Run("ufw", "allow", "Postfix SMTPS")
+	f.u.Run("ufw", "allow", "proto", "tcp", "from", "198.51.100.0/24", "to", "any", "port", "25",
+		"comment", "added by hand")
+	f.u.Run("ufw", "allow", "25,465,587/tcp")
+	f.u.Run("ufw", "insert", "1", "reject", "from", "192.0.2.4", "comment", "by Fail2Ban after 5 attempts")
+	b := f.backend()
+	policy := `version: 1
+allow:
+  - port: smtp
+    from: [anywhere]
+ownership: exclusive
+targets: [{name: host, type: ufw}]
+`
+	tp := f.planApply(b, policy)
+	var removed []string
+	for _, c := range tp.Changes {
+		if c.Action == plan.Remove {
+			removed = append(removed, c.ID)
+		}
+	}
+	slices.Sort(removed)
+	want := []string{
+		"allow tcp 25 0.0.0.0/0 any 198.51.100.0/24 in",
+		"allow tcp 465 0.0.0.0/0 any 0.0.0.0/0 Postfix%20SMTPS - in",
+		"allow tcp 465 ::/0 any ::/0 Postfix%20SMTPS - in",
+		"allow tcp 587 0.0.0.0/0 any 0.0.0.0/0 in",
+		"allow tcp 587 ::/0 any ::/0 in",
+	}
+	if d := cmp.Diff(want, removed); d != "" {
+		t.Errorf("removed (-want +got):\n%s", d)
+	}
+	got := strings.Join(f.unmarked(), "\n")
+	for _, keep := range []string{"allow tcp 22 0.0.0.0/0", "allow tcp 22 ::/0", "25,465,587", "192.0.2.4"} {
+		if !strings.Contains(got, keep) {
+			t.Errorf("%q was removed; left:\n%s", keep, got)
+		}
+	}
+	for _, gone := range []string{"allow tcp 587 0.0.0.0/0 any 0.0.0.0/0 in", "Postfix%20SMTPS", "198.51.100.0/24"} {
+		if strings.Contains(got, gone) {
+			t.Errorf("%q is still there:\n%s", gone, got)
+		}
+	}
+	f.wantNoChanges(b, policy)
+}
