@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 
@@ -267,5 +269,41 @@ func TestNew_refusesBadTargets(t *testing.T) {
 				t.Errorf("accepted %+v", tg)
 			}
 		})
+	}
+}
+
+func TestTransportErrorNeverShowsTheToken(t *testing.T) {
+	isolate(t)
+	t.Setenv(envAccessKeyID, "STS.example")
+	t.Setenv(envAccessKeySecret, "sts-secret")
+	t.Setenv(envSecurityToken, "token-that-must-not-leak")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var logs strings.Builder
+	tg := plan.Target{Name: "cn", Type: "alibaba", Region: testRegion, SecurityGroups: []string{"sg-bp1x"},
+		Endpoint: "http://" + addr}
+	b, err := New(context.Background(), tg, providers.Env{
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
+		WithBackoff(2, time.Millisecond, time.Millisecond),
+		WithProfileFile(filepath.Join(t.TempDir(), "absent.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Read(context.Background())
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != "Transport" {
+		t.Fatalf("want a transport APIError, got %v", err)
+	}
+	for _, out := range []string{err.Error(), logs.String()} {
+		if strings.Contains(out, "token-that-must-not-leak") || strings.Contains(out, "Signature=") {
+			t.Errorf("the request URL leaked: %q", out)
+		}
+	}
+	if !strings.Contains(err.Error(), addr) {
+		t.Errorf("the error does not name the endpoint: %q", err)
 	}
 }

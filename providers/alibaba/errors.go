@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
@@ -121,7 +122,23 @@ func (b *Backend) convert(action string, err error) error {
 		}
 		return &APIError{Action: action, Code: ce.ErrorCode(), Message: firstLine(msg), Err: err}
 	}
-	return &APIError{Action: action, Code: "Transport", Message: firstLine(err.Error()), Err: err}
+	return &APIError{Action: action, Code: "Transport", Message: firstLine(redact(err)), Err: err}
+}
+
+// redact describes a transport error without its URL, whose query carries
+// the signature and any security token.
+func redact(err error) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err.Error()
+	}
+	host := ue.URL
+	if u, perr := url.Parse(ue.URL); perr == nil {
+		host = u.Scheme + "://" + u.Host
+	} else {
+		host = "the endpoint"
+	}
+	return fmt.Sprintf("%s %s: %v", ue.Op, host, ue.Err)
 }
 
 // firstLine keeps messages on one line and drops the string to sign that
