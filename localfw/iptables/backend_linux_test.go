@@ -3,7 +3,9 @@ package iptables
 import (
 	"context"
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -352,34 +354,41 @@ func TestApply_emptyPolicyLeavesNothingBehind(t *testing.T) {
 }
 
 func TestApply_descriptionWithShellCharactersRoundTrips(t *testing.T) {
-	h := newHost(t, ModeNFT, false)
-	desc := `it's "quoted" $(rm -rf /) ` + "`id`" + ` ; | & > \ -x #1 Größe 中文`
-	p := policy(t, `version: 1
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			h := newHost(t, m, true)
+			desc := `it's "quoted" $(rm -rf /) ` + "`id`" + ` ; | & > \ -x #1 Größe 中文`
+			long := "--comment " + strings.Repeat("é", 200) // cut to fit the kernel's 255 bytes
+			stored, _ := StoredDescription(long)
+			quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+			p := policy(t, `version: 1
 allow:
   - port: smtp
     from: [anywhere]
-    description: '`+strings.ReplaceAll(desc, "'", "''")+`'
+    description: `+quote(desc)+`
+  - port: submission
+    from: [anywhere]
+    description: `+quote(long)+`
 targets:
   - name: host
     type: iptables
 `)
-	h.apply(p)
-	h.converged(p)
-	st, err := h.b.Read(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, o := range st.Scopes[0].Rules {
-		if o.Owned {
-			n++
-			if o.Description != desc {
-				t.Errorf("read back %q, want %q", o.Description, desc)
+			h.apply(p)
+			h.converged(p)
+			st, err := h.b.Read(context.Background())
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-	if n != 2 {
-		t.Errorf("%d owned rules, want 2", n)
+			got := map[string]int{}
+			for _, o := range st.Scopes[0].Rules {
+				if o.Owned {
+					got[o.Description]++
+				}
+			}
+			if diff := cmp.Diff(map[string]int{desc: 2, stored: 2}, got); diff != "" {
+				t.Errorf("descriptions read back (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -589,4 +598,33 @@ targets:
 	if after := h.save(plan.IPv4); after != before {
 		t.Errorf("an empty apply changed the table:\n%s", after)
 	}
+}
+
+func TestApply_withoutIp6tablesPlansIPv4Only(t *testing.T) {
+	h := newHost(t, ModeNFT, false)
+	dir := t.TempDir()
+	for _, name := range []string{"ip", "iptables-nft-save", "iptables-nft-restore"} {
+		real, err := exec.LookPath(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(real, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+	h.b = h.backend(false)
+	if h.b.Capabilities().IPv6 {
+		t.Fatal("Capabilities says IPv6 without ip6tables")
+	}
+	p := policy(t, mailPolicy)
+	tp := h.apply(p)
+	if slices.ContainsFunc(tp.Changes, func(c plan.Change) bool { return c.Rule.Family != plan.IPv4 }) {
+		t.Errorf("plan has IPv6 changes:\n%s", changeList(tp.Changes))
+	}
+	if !slices.ContainsFunc(tp.Findings, func(f plan.Finding) bool { return f.ID == plan.FindingNoIPv6 }) {
+		t.Errorf("no %s finding in %+v", plan.FindingNoIPv6, tp.Findings)
+	}
+	golden(t, "empty-host.ipv4.golden", h.save(plan.IPv4))
+	h.converged(p)
 }
