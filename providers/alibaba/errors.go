@@ -118,7 +118,7 @@ func (b *Backend) convert(action string, err error) error {
 	if errors.As(err, &ce) {
 		msg := ce.Message()
 		if o := ce.OriginError(); o != nil {
-			msg += ": " + o.Error()
+			msg += ": " + redact(o)
 		}
 		return &APIError{Action: action, Code: ce.ErrorCode(), Message: firstLine(msg), Err: err}
 	}
