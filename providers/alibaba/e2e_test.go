@@ -614,3 +614,21 @@ func TestApply_unreadableGroupAfterWritingIsReportedUnverified(t *testing.T) {
 		t.Errorf("done %d, error %q", len(done), err)
 	}
 }
+
+func TestRead_stopsWhenTheContextIsCancelled(t *testing.T) {
+	f := newFixture(t)
+	var ids []string
+	for i := 0; i < 50; i++ {
+		ids = append(ids, f.group(t, nil))
+	}
+	b := f.open(t, f.target(ids...), providers.Env{Parallelism: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	f.emu.BeforeNext("DescribeSecurityGroupAttribute", cancel)
+	_, err := b.Read(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	if n := f.emu.Calls("DescribeSecurityGroupAttribute"); n > 2 {
+		t.Errorf("%d rule reads after the cancel, want at most the 2 in flight", n)
+	}
+}
