@@ -142,51 +142,82 @@ func partialError(doneFams []string, left []*txn, err error) error {
 // restore, so atomically) and touches INPUT only to place the jump.
 func plan2txn(t *table, cs []plan.Change) (*txn, error) {
 	foreign, entries := t.chainContents()
+	ed := newEdit(t.family, entries)
 	tx := &txn{family: t.family}
-	removed := map[*entry]bool{}
-	find := func(id string) *entry {
-		for _, e := range entries {
-			if e.id == id && !removed[e] {
-				return e
-			}
-		}
-		return nil
-	}
-	var adds []plan.Rule
 	for _, c := range cs {
-		switch c.Action {
-		case plan.Remove:
-			e := find(c.ID)
-			if e == nil {
-				if !strings.HasPrefix(c.ID, string(t.family)+": ") {
-					return nil, fmt.Errorf("refusing to remove %s: mailfw changes only its own rules in %s", c.ID, Chain)
-				}
-				// Already gone: the state is as the change asks.
-				tx.done = append(tx.done, c)
-				continue
-			}
-			removed[e] = true
-		case plan.Update:
-			e := find(c.ID)
-			if e == nil || !e.ok {
-				return nil, fmt.Errorf("updating %s: rule %q not found; the firewall changed since the plan was made", c.Rule, c.ID)
-			}
-			e.rule.Description, _ = StoredDescription(c.Rule.Description)
-		case plan.Add:
-			r := c.Rule
-			r.Description, _ = StoredDescription(r.Description)
-			r.Source, _, _ = plan.CanonicalSource(r.Source)
-			adds = append(adds, r)
-		default:
-			return nil, fmt.Errorf("change %s: unknown action %q", c.Rule, c.Action)
+		if err := ed.change(c); err != nil {
+			return nil, err
 		}
 		tx.done = append(tx.done, c)
 	}
-	var keep, raw []*entry
+	keep, raw := ed.result(entries)
+	lines := chainLines(foreign, raw, keep)
+	tx.rules = len(lines)
+	tx.input = render(t, lines, keep)
+	return tx, nil
+}
+
+// edit collects the changes to mailfw's entries of one family.
+type edit struct {
+	family  plan.Family
+	byID    map[string][]*entry
+	removed map[*entry]bool
+	adds    []plan.Rule
+}
+
+func newEdit(f plan.Family, entries []*entry) *edit {
+	ed := &edit{family: f, byID: map[string][]*entry{}, removed: map[*entry]bool{}}
+	for _, e := range entries {
+		ed.byID[e.id] = append(ed.byID[e.id], e)
+	}
+	return ed
+}
+
+// find returns the first entry with the id that is not removed yet.
+func (ed *edit) find(id string) *entry {
+	for _, e := range ed.byID[id] {
+		if !ed.removed[e] {
+			return e
+		}
+	}
+	return nil
+}
+
+func (ed *edit) change(c plan.Change) error {
+	switch c.Action {
+	case plan.Remove:
+		e := ed.find(c.ID)
+		if e == nil && !strings.HasPrefix(c.ID, string(ed.family)+": ") {
+			return fmt.Errorf("refusing to remove %s: mailfw changes only its own rules in %s", c.ID, Chain)
+		}
+		// A rule already gone leaves the state as the change asks.
+		if e != nil {
+			ed.removed[e] = true
+		}
+	case plan.Update:
+		e := ed.find(c.ID)
+		if e == nil || !e.ok {
+			return fmt.Errorf("updating %s: rule %q not found; the firewall changed since the plan was made", c.Rule, c.ID)
+		}
+		e.rule.Description, _ = StoredDescription(c.Rule.Description)
+	case plan.Add:
+		r := c.Rule
+		r.Description, _ = StoredDescription(r.Description)
+		r.Source, _, _ = plan.CanonicalSource(r.Source)
+		ed.adds = append(ed.adds, r)
+	default:
+		return fmt.Errorf("change %s: unknown action %q", c.Rule, c.Action)
+	}
+	return nil
+}
+
+// result is the entries left, in mailfw's form (keep, one per key, adds
+// included) and not (raw, kept as they are).
+func (ed *edit) result(entries []*entry) (keep, raw []*entry) {
 	byKey := map[string]*entry{}
 	for _, e := range entries {
 		switch {
-		case removed[e]:
+		case ed.removed[e]:
 		case !e.ok:
 			raw = append(raw, e)
 		case byKey[e.rule.Key()] == nil:
@@ -194,7 +225,7 @@ func plan2txn(t *table, cs []plan.Change) (*txn, error) {
 			keep = append(keep, e)
 		}
 	}
-	for _, r := range adds {
+	for _, r := range ed.adds {
 		if e := byKey[r.Key()]; e != nil {
 			e.rule.Description = r.Description
 			continue
@@ -203,10 +234,7 @@ func plan2txn(t *table, cs []plan.Change) (*txn, error) {
 		byKey[r.Key()] = e
 		keep = append(keep, e)
 	}
-	lines := chainLines(foreign, raw, keep)
-	tx.rules = len(lines)
-	tx.input = render(t, lines, keep)
-	return tx, nil
+	return keep, raw
 }
 
 // chainLines is the new content of MAILFW-INPUT: rules others put there
@@ -318,16 +346,25 @@ func render(t *table, lines []string, keep []*entry) []byte {
 	for _, l := range lines {
 		buf.WriteString("-A " + Chain + " " + l + "\n")
 	}
-	if len(lines) == 0 || !lay.settled() {
-		input := t.rules["INPUT"]
-		for _, i := range lay.jumps {
-			buf.WriteString("-D INPUT " + input[i].spec() + "\n")
-		}
+	writeJump(&buf, t, lay, len(lines) == 0)
+	buf.WriteString("COMMIT\n")
+	return buf.Bytes()
+}
+
+// writeJump deletes the jumps that cannot stay and inserts the one that
+// should be, or, when the chain goes, deletes every jump and the chain.
+// Deletions name the rule, never its number.
+func writeJump(buf *bytes.Buffer, t *table, lay layout, teardown bool) {
+	if !teardown && lay.settled() {
+		return
+	}
+	input := t.rules["INPUT"]
+	for _, i := range lay.jumps {
+		buf.WriteString("-D INPUT " + input[i].spec() + "\n")
 	}
 	switch {
-	case len(lines) == 0:
+	case teardown:
 		buf.WriteString("-X " + Chain + "\n")
-	case lay.settled():
 	case lay.catchAll >= 0:
 		pos := lay.catchAll + 1
 		for _, i := range lay.jumps {
@@ -335,10 +372,8 @@ func render(t *table, lines []string, keep []*entry) []byte {
 				pos--
 			}
 		}
-		fmt.Fprintf(&buf, "-I INPUT %d %s\n", pos, joinArgs(jumpArgs))
+		fmt.Fprintf(buf, "-I INPUT %d %s\n", pos, joinArgs(jumpArgs))
 	default:
 		buf.WriteString("-A INPUT " + joinArgs(jumpArgs) + "\n")
 	}
-	buf.WriteString("COMMIT\n")
-	return buf.Bytes()
 }
