@@ -47,10 +47,12 @@
 // blocks outbound TCP 25 by default and a mail server there cannot deliver
 // directly until Alibaba lifts the block.
 //
-// BUG: changing priority: in a target does not move the rules mailfw
-// already wrote: the diff compares rules without their priority, and ECS
-// treats a rule at another priority as the same rule, so an add would be a
-// silent no-op. Rewriting them needs an update that carries the priority.
+// BUG: changing priority: in a target leaves the rules mailfw already wrote
+// at their old priority: the diff compares rules without their priority.
+// Remove-and-add cannot fix it, because ECS takes a rule at another priority
+// for the same rule (the add is a silent no-op, then the removal closes the
+// port); it needs an update that carries the priority (ModifySecurityGroupRule
+// can set it).
 //
 // BUG: plan's quota check counts each family against the quota on its own,
 // while ECS counts all rules together; Apply catches what the plan lets
