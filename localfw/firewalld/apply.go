@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/mailfw/mailfw/plan"
 )
@@ -93,17 +94,33 @@ func (b *Backend) Apply(ctx context.Context, changes []plan.Change) ([]plan.Chan
 	if err != nil {
 		return nil, err
 	}
-	outs, _, err := b.parallel(ctx, [][]string{{"--get-policies"}, {"--permanent", "--get-policies"}})
+	inRuntime, inPermanent, err := b.policyNames(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("nothing changed: listing policies: %w", err)
+		return nil, err
 	}
-	inRuntime, inPermanent := strings.Fields(outs[0]), strings.Fields(outs[1])
 	for p := range bt.adds {
 		if !contains(inRuntime, p) {
 			return b.applyWithReload(ctx, bt, inRuntime, inPermanent)
 		}
 	}
 	return b.applyDirect(ctx, bt)
+}
+
+// policyNames lists the policies of both configurations, from the last
+// Read when there was one.
+func (b *Backend) policyNames(ctx context.Context) (runtime, permanent []string, err error) {
+	b.mu.Lock()
+	seen := b.seen
+	b.seen = nil
+	b.mu.Unlock()
+	if seen != nil {
+		return seen[0], seen[1], nil
+	}
+	outs, _, err := b.parallel(ctx, [][]string{{"--get-policies"}, {"--permanent", "--get-policies"}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("nothing changed: listing policies: %w", err)
+	}
+	return strings.Fields(outs[0]), strings.Fields(outs[1]), nil
 }
 
 func contains(list []string, s string) bool {
@@ -277,18 +294,27 @@ func (b *Backend) createPolicies(ctx context.Context, names []string) error {
 		AllowPolicy: "mailfw: allow rules, evaluated after the zones so that bans in zones hold",
 		DenyPolicy:  "mailfw: deny rules, evaluated before the zones so that they beat zone services",
 	}
-	for _, n := range names {
-		for _, args := range [][]string{
-			{"--new-policy=" + n},
-			{"--policy=" + n, fmt.Sprintf("--set-priority=%d", prio[n])},
-			{"--policy=" + n, "--add-ingress-zone=ANY"},
-			{"--policy=" + n, "--add-egress-zone=HOST"},
-			{"--policy=" + n, "--set-short=mailfw"},
-			{"--policy=" + n, "--set-description=" + desc[n]},
-		} {
-			if _, err := b.fc(ctx, append([]string{"--permanent"}, args...)...); err != nil {
-				return err
-			}
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() { errs[i] = b.createPolicy(ctx, n, prio[n], desc[n]) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// createPolicy makes one policy, one setting per call.
+func (b *Backend) createPolicy(ctx context.Context, n string, prio int, desc string) error {
+	for _, args := range [][]string{
+		{"--new-policy=" + n},
+		{"--policy=" + n, fmt.Sprintf("--set-priority=%d", prio)},
+		{"--policy=" + n, "--add-ingress-zone=ANY"},
+		{"--policy=" + n, "--add-egress-zone=HOST"},
+		{"--policy=" + n, "--set-short=mailfw"},
+		{"--policy=" + n, "--set-description=" + desc},
+	} {
+		if _, err := b.fc(ctx, append([]string{"--permanent"}, args...)...); err != nil {
+			return fmt.Errorf("creating policy %s: %w", n, err)
 		}
 	}
 	return nil

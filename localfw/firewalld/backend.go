@@ -27,6 +27,12 @@ type Backend struct {
 
 	mu    sync.Mutex
 	notes []string
+	// seen holds the policy names the last Read found in the runtime and
+	// permanent configurations, so that an Apply right after it does not
+	// ask again; nil before any Read.
+	seen *[2][]string
+	// version is firewall-cmd's version, read once.
+	version string
 }
 
 var _ plan.Backend = (*Backend)(nil)
@@ -127,7 +133,7 @@ func (b *Backend) readViews(ctx context.Context) (rt, perm view, extra []string,
 	outs, _, err := b.parallel(ctx, [][]string{
 		{"--list-all-zones"}, {"--list-all-policies"},
 		{"--permanent", "--list-all-zones"}, {"--permanent", "--list-all-policies"},
-		{"--get-default-zone"}, {"--version"},
+		{"--get-default-zone"},
 	})
 	if err != nil {
 		return view{}, view{}, nil, fmt.Errorf("reading firewalld: %w", err)
@@ -142,7 +148,7 @@ func (b *Backend) readViews(ctx context.Context) (rt, perm view, extra []string,
 	}
 	rt = view{Zones: vs[0], Policies: vs[1]}
 	perm = view{Zones: vs[2], Policies: vs[3]}
-	return rt, perm, []string{strings.TrimSpace(outs[4]), strings.TrimSpace(outs[5])}, nil
+	return rt, perm, []string{strings.TrimSpace(outs[4])}, nil
 }
 
 // readServices fetches the ports of every service the views name.
@@ -201,6 +207,9 @@ func (b *Backend) Read(ctx context.Context) (*plan.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.mu.Lock()
+	b.seen = &[2][]string{sortedKeys(rd.runtime.Policies), sortedKeys(rd.permanent.Policies)}
+	b.mu.Unlock()
 	st := rd.translate()
 	b.log.Debug("read", "rules", len(st.Scopes[0].Rules), "findings", len(st.Findings))
 	return st, nil
@@ -219,5 +228,19 @@ func (b *Backend) read(ctx context.Context) (*reading, error) {
 		return nil, err
 	}
 	return &reading{runtime: rt, permanent: perm, services: svc,
-		defaultZone: extra[0], version: extra[1], zone: b.zone}, nil
+		defaultZone: extra[0], version: b.clientVersion(ctx), zone: b.zone}, nil
+}
+
+// clientVersion is firewall-cmd's version, asked once per Backend.
+func (b *Backend) clientVersion(ctx context.Context) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.version == "" {
+		out, err := b.fc(ctx, "--version")
+		if err != nil {
+			return "(version unknown)"
+		}
+		b.version = strings.TrimSpace(out)
+	}
+	return b.version
 }
