@@ -17,7 +17,7 @@ func (p *Policy) Desired(t Target, caps Capabilities) ([]Rule, error) {
 	expand := func(section string, i int, e Entry, v Verdict) {
 		field := fmt.Sprintf("%s[%d]", section, i)
 		if v == Deny && !caps.Deny {
-			fail(e, field, "a %s target can only allow, so this deny entry cannot be enforced there; "+
+			fail(e, field, "a target of type %s can only allow, so this deny entry cannot be enforced there; "+
 				"move deny entries to a policy file without %s targets", t.Type, t.Type)
 			return
 		}

@@ -202,9 +202,10 @@ func (ps *parser) checkCloudTarget(t *Target, item *yaml.Node, field string) {
 	if t.Region != "" {
 		regions = append(regions, t.Region)
 	}
-	if len(regions) == 0 {
-		ps.fail(item, field, "a %s target needs a region; add \"region: ...\"%s", t.Type,
-			map[bool]string{true: " or \"regions: [...]\"", false: ""}[t.Type == "aws"])
+	if len(regions) == 0 && t.Type == "alibaba" {
+		// An aws target without a region takes the SDK's (AWS_REGION, the
+		// profile's region), as the AWS CLI does.
+		ps.fail(item, field, "an alibaba target needs a region; add \"region: cn-hangzhou\" or another region id")
 	}
 	for _, r := range regions {
 		if !regionName.MatchString(r) {
@@ -221,7 +222,7 @@ func (ps *parser) checkCloudTarget(t *Target, item *yaml.Node, field string) {
 	for _, g := range t.SecurityGroups {
 		if !shape.MatchString(g) {
 			ps.fail(keyNode(item, "security_groups"), field+".security_groups",
-				"%q is not a %s security group id (sg- followed by %s)", g, t.Type,
+				"%q is not an %s security group id (sg- followed by %s)", g, t.Type,
 				map[bool]string{true: "8 or 17 hex digits", false: "letters and digits"}[t.Type == "aws"])
 		}
 	}

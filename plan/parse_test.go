@@ -36,10 +36,10 @@ func TestParsePolicy_locatesEveryMistake(t *testing.T) {
 		{"not-yaml", "version: 1\nallow: [\n", "test.yaml:2:1"},
 		{"limit-zero", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\n    limit: {connections_per_source: 0}\n",
 			"test.yaml:5:37: allow[0].limit.connections_per_source"},
-		{"aws-without-region", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\ntargets:\n  - name: prod\n    type: aws\n    security_groups: [sg-0a1b2c3d4e5f60718]\n",
-			"a aws target needs a region"},
+		{"alibaba-without-region", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\ntargets:\n  - name: cn\n    type: alibaba\n    security_groups: [sg-bp1examplegroup01]\n",
+			"test.yaml:6:5: targets[0]: an alibaba target needs a region"},
 		{"malformed-group-id", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\ntargets:\n  - name: prod\n    type: aws\n    region: us-east-1\n    security_groups: [sg-xyz]\n",
-			`"sg-xyz" is not a aws security group id`},
+			`"sg-xyz" is not an aws security group id`},
 		{"bad-ownership", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\nownership: mine\n", `"mine" is not an ownership mode`},
 		{"empty", "", "the file is empty"},
 	}

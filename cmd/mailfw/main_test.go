@@ -27,8 +27,9 @@ func TestMain(m *testing.M) {
 // cli runs mailfw inside a network namespace, in a directory of its own.
 type cli struct {
 	t   *testing.T
-	ns  *sandbox.Netns
+	ns  *sandbox.Netns // nil: run on the host, for cloud targets
 	dir string
+	env []string // added to the environment of every run
 }
 
 func newCLI(t *testing.T) *cli {
@@ -63,9 +64,13 @@ func (c *cli) mailfw(stdin string, args ...string) result {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", c.ns.Name, self}, args...)...)
+	cmd := exec.Command(self, args...)
+	if c.ns != nil {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", c.ns.Name, self}, args...)...)
+	}
 	cmd.Dir = c.dir
-	cmd.Env = append(cleanEnv(), "MAILFW_TEST_MAIN=1", "MAILFW_LOCK_FILE="+filepath.Join(c.dir, "lock"),
+	cmd.Env = append(cleanEnv(), c.env...)
+	cmd.Env = append(cmd.Env, "MAILFW_TEST_MAIN=1", "MAILFW_LOCK_FILE="+filepath.Join(c.dir, "lock"),
 		// Keep firewall-cmd from reaching a firewalld of the host that runs
 		// the tests; inside the namespace only iptables is in play.
 		"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/mailfw-test")
