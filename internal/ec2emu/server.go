@@ -78,18 +78,29 @@ func WithLatency(d time.Duration) Option { return func(s *Server) { s.faults.lat
 
 // New starts an emulator on 127.0.0.1 on a random port. Close it when done.
 func New(opts ...Option) *Server {
-	s := &Server{account: DefaultAccount, quota: DefaultQuota}
-	for _, o := range opts {
-		o(s)
-	}
-	s.resetLocked()
+	s := NewHandler(opts...)
 	s.http = httptest.NewServer(s)
 	s.URL = s.http.URL
 	return s
 }
 
-// Close stops the server.
-func (s *Server) Close() { s.http.Close() }
+// NewHandler returns an emulator that is not listening, for callers that
+// serve it themselves (URL is empty and Close does nothing).
+func NewHandler(opts ...Option) *Server {
+	s := &Server{account: DefaultAccount, quota: DefaultQuota}
+	for _, o := range opts {
+		o(s)
+	}
+	s.resetLocked()
+	return s
+}
+
+// Close stops the server New started.
+func (s *Server) Close() {
+	if s.http != nil {
+		s.http.Close()
+	}
+}
 
 // Reset drops every group, rule, prefix list, logged request and fault.
 // Options given to New stay in force.

@@ -480,3 +480,32 @@ func TestModifyRules_replacesRuleKeepingID(t *testing.T) {
 	})
 	wantCode(t, err, "InvalidParameterValue", 400)
 }
+
+func TestAuth_regionOutsideWithRegionsIsRefused(t *testing.T) {
+	s := newServer(t, ec2emu.WithRegions("us-east-1"))
+	_, err := client(s, "eu-west-1", testSecret, 1).DescribeSecurityGroups(context.Background(),
+		&ec2.DescribeSecurityGroupsInput{})
+	wantCode(t, err, "AuthFailure", http.StatusUnauthorized)
+	if _, err := client(s, "us-east-1", testSecret, 1).DescribeSecurityGroups(context.Background(),
+		&ec2.DescribeSecurityGroupsInput{}); err != nil {
+		t.Fatalf("allowed region refused: %v", err)
+	}
+}
+
+func TestHooks_runBeforeTheNamedCall(t *testing.T) {
+	s := newServer(t)
+	g := s.SeedGroup("us-east-1", ec2emu.Group{})
+	s.BeforeNext("AuthorizeSecurityGroupIngress", func() {
+		if _, err := s.SeedRule("us-east-1", ec2emu.Rule{GroupID: g.ID, Protocol: "tcp",
+			FromPort: 25, ToPort: 25, CIDRv4: "192.0.2.0/24"}); err != nil {
+			t.Error(err)
+		}
+	})
+	_, err := client(s, "us-east-1", testSecret, 1).AuthorizeSecurityGroupIngress(context.Background(),
+		&ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(g.ID),
+			IpPermissions: []types.IpPermission{tcpPerm(25, "192.0.2.0/24")}})
+	wantCode(t, err, "InvalidPermission.Duplicate", 400)
+	if got := s.Requests()[0].Code; got != "InvalidPermission.Duplicate" {
+		t.Fatalf("logged code %q", got)
+	}
+}
