@@ -71,6 +71,7 @@ func (b *Backend) Read(ctx context.Context) (*plan.State, error) {
 				strings.Join(b.regions, ", "))})
 		b.log.Warn("no security group matched", "regions", b.regions)
 	}
+	st.Extra = prefixExtra(pls)
 	last := map[string]*group{}
 	for _, g := range groups {
 		st.Scopes = append(st.Scopes, b.scopeOf(g, pls[g.region]))
@@ -359,4 +360,17 @@ func (b *Backend) describePrefixLists(ctx context.Context, region string, ids []
 		}
 	}
 	return out, nil
+}
+
+// prefixExtra records the prefix lists' sizes in State.Extra, so that a
+// resized list makes a saved plan stale: its size is part of the quota.
+func prefixExtra(pls map[string]map[string]prefixInfo) string {
+	var parts []string
+	for region, m := range pls {
+		for id, pl := range m {
+			parts = append(parts, fmt.Sprintf("%s/%s=%s:%d", region, id, pl.family, pl.maxEntries))
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
 }
