@@ -150,7 +150,7 @@ func (b *Backend) readProfiles() (map[string][]portRange, []plan.Finding) {
 	var findings []plan.Finding
 	ents, err := os.ReadDir(b.path(dirApps))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		findings = append(findings, plan.Finding{ID: FindingUnreadable, Severity: plan.Low,
+		findings = append(findings, plan.Finding{ID: FindingAppUnreadable, Severity: plan.Low,
 			Message: fmt.Sprintf("reading ufw application profiles: %v", err)})
 	}
 	for _, e := range ents {
@@ -166,7 +166,7 @@ func (b *Backend) readProfiles() (map[string][]portRange, []plan.Finding) {
 			}
 		}
 		if err != nil {
-			findings = append(findings, plan.Finding{ID: FindingUnreadable, Severity: plan.Low,
+			findings = append(findings, plan.Finding{ID: FindingAppUnreadable, Severity: plan.Low,
 				Message: fmt.Sprintf("ufw application profile file %s: %v", e.Name(), err)})
 		}
 	}

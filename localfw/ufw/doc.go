@@ -45,5 +45,6 @@
 //
 // Findings this package adds: ufw-inactive (high), ufw-default-allow
 // (high), ufw-rule-unreadable (medium), ufw-rule-ignored (info),
-// ufw-app-missing (medium), ufw-app-stale (low).
+// ufw-app-missing (medium), ufw-app-stale (low), ufw-app-unreadable (low).
+// Apply refuses to write while any ufw-rule-unreadable line exists.
 package ufw

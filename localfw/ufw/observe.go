@@ -22,6 +22,9 @@ const (
 	// FindingAppMissing: a rule names an application profile that no file
 	// of /etc/ufw/applications.d defines any more.
 	FindingAppMissing = "ufw-app-missing"
+	// FindingAppUnreadable: a file of /etc/ufw/applications.d that cannot
+	// be read or parsed.
+	FindingAppUnreadable = "ufw-app-unreadable"
 	// FindingAppStale: the ports recorded for a profile rule differ from the
 	// profile's ports ("ufw app update" has not been run).
 	FindingAppStale = "ufw-app-stale"

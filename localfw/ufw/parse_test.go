@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -258,5 +259,49 @@ func TestOwnedComment(t *testing.T) {
 		if owned != tt.owned || desc != tt.desc {
 			t.Errorf("ownedComment(%q) = %t, %q; want %t, %q", tt.in, owned, desc, tt.owned, tt.desc)
 		}
+	}
+}
+
+// writeRoot lays out ufw's files under a temporary root.
+func writeRoot(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestReadConfig_badProfileIsAFindingNotARefusal(t *testing.T) {
+	root := writeRoot(t, map[string]string{
+		fileDefaults:               "IPV6=no\nDEFAULT_INPUT_POLICY=\"DROP\"\n",
+		fileRules4:                 string(readTestdata(t, "user.rules")),
+		fileRules6:                 "### tuple ### this is not read with IPV6=no\n",
+		dirApps + "/broken":        "[Broken]\nports=25-26/tcp\n",
+		dirApps + "/postfix":       string(readTestdata(t, "applications.d/postfix")),
+		dirApps + "/ufw-webserver": "[WWW]\nports=80/tcp\n",
+	})
+	c, err := New(WithRoot(root)).readConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IPv6 || len(c.Files) != 1 {
+		t.Errorf("IPv6 %t, %d files read; want false and only user.rules", c.IPv6, len(c.Files))
+	}
+	if err := c.readable(); err != nil {
+		t.Errorf("a broken profile file blocks writing: %v", err)
+	}
+	_, findings := c.observe()
+	if !slices.ContainsFunc(findings, func(f plan.Finding) bool { return f.ID == FindingAppUnreadable }) {
+		t.Errorf("no %s finding in %v", FindingAppUnreadable, findings)
+	}
+	if _, ok := c.Profiles["Postfix Submission"]; !ok {
+		t.Error("the good profile file was not read")
 	}
 }
