@@ -17,9 +17,9 @@ var _ plan.Backend = (*Backend)(nil)
 
 // The ids of the findings this backend adds to the ones plan computes.
 const (
-	FindingMixedModes    = "iptables-mixed-modes"
-	FindingJumpNotReach  = "iptables-chain-not-reached"
-	FindingForeignInMine = "iptables-foreign-rule-in-chain"
+	FindingMixedModes      = "iptables-mixed-modes"
+	FindingChainNotReached = "iptables-chain-not-reached"
+	FindingForeignInChain  = "iptables-foreign-rule-in-chain"
 )
 
 // Backend reads and writes the host's iptables and ip6tables filter tables.
@@ -204,12 +204,12 @@ func describeState(st *plan.State, tables []*table, det *detection) {
 func (v *view) findings() []plan.Finding {
 	var fs []plan.Finding
 	if len(v.entries) > 0 && !v.lay.inForce() {
-		fs = append(fs, plan.Finding{ID: FindingJumpNotReach, Severity: plan.Medium, Scope: ScopeID,
+		fs = append(fs, plan.Finding{ID: FindingChainNotReached, Severity: plan.Medium, Scope: ScopeID,
 			Message: fmt.Sprintf("%s: no packet reaches the rules in %s (%s); the plan writes them again "+
 				"and apply puts the jump before the catch-all", v.t.family, Chain, v.lay.describe(v.t))})
 	}
 	if len(v.foreign) > 0 {
-		fs = append(fs, plan.Finding{ID: FindingForeignInMine, Severity: plan.Low, Scope: ScopeID,
+		fs = append(fs, plan.Finding{ID: FindingForeignInChain, Severity: plan.Low, Scope: ScopeID,
 			Message: fmt.Sprintf("%s: %d rule(s) in %s lack the mailfw mark; mailfw keeps them, first in the chain",
 				v.t.family, len(v.foreign), Chain)})
 	}

@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -142,10 +143,10 @@ func detect(ctx context.Context, r *execx.Runner) (detection, error) {
 	return d, nil
 }
 
-var errMissing = fmt.Errorf("not installed")
+var errMissing = errors.New("not installed")
 
 // ErrNotInstalled is returned when no iptables-save program is found.
-var ErrNotInstalled = fmt.Errorf("iptables is not installed (no iptables-save found)")
+var ErrNotInstalled = errors.New("iptables is not installed (no iptables-save found)")
 
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(string(b), "\n")
@@ -157,7 +158,7 @@ func firstLine(b []byte) string {
 // any table. It runs only iptables-save, so it changes nothing.
 func Probe(ctx context.Context, r *execx.Runner) (active bool, detail string, err error) {
 	d, err := detect(ctx, r)
-	if err == ErrNotInstalled {
+	if errors.Is(err, ErrNotInstalled) {
 		return false, err.Error(), nil
 	}
 	if err != nil {

@@ -258,10 +258,10 @@ func TestRead_deadJumpMakesOwnedRulesConditional(t *testing.T) {
 	}
 	found := false
 	for _, f := range st.Findings {
-		found = found || f.ID == FindingJumpNotReach
+		found = found || f.ID == FindingChainNotReached
 	}
 	if !found {
-		t.Errorf("no %s finding: %+v", FindingJumpNotReach, st.Findings)
+		t.Errorf("no %s finding: %+v", FindingChainNotReached, st.Findings)
 	}
 }
 
