@@ -628,3 +628,19 @@ func TestApply_withoutIp6tablesPlansIPv4Only(t *testing.T) {
 	golden(t, "empty-host.ipv4.golden", h.save(plan.IPv4))
 	h.converged(p)
 }
+
+func TestRead_rulesInBothModesPickTheFullerOneAndSaySo(t *testing.T) {
+	h := newHost(t, ModeLegacy, false)
+	h.restore(plan.IPv4, otherRules[plan.IPv4])
+	h.ns.Run("iptables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+	st, err := h.b.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Kind != ModeLegacy.Kind() {
+		t.Errorf("Kind = %q, want the mode with more rules, %q", st.Kind, ModeLegacy.Kind())
+	}
+	if !slices.ContainsFunc(st.Findings, func(f plan.Finding) bool { return f.ID == FindingMixedModes }) {
+		t.Errorf("no %s finding in %+v", FindingMixedModes, st.Findings)
+	}
+}
