@@ -509,3 +509,23 @@ func TestHooks_runBeforeTheNamedCall(t *testing.T) {
 		t.Fatalf("logged code %q", got)
 	}
 }
+
+func TestReset_dropsStateAndLogButKeepsOptions(t *testing.T) {
+	s := newServer(t, ec2emu.WithQuota(1))
+	g := s.SeedGroup("us-east-1", ec2emu.Group{})
+	client(s, "us-east-1", testSecret, 1).DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{})
+	s.Reset()
+	if len(s.Groups("us-east-1")) != 0 || len(s.Requests()) != 0 {
+		t.Fatal("Reset kept groups or requests")
+	}
+	g = s.SeedGroup("us-east-1", ec2emu.Group{})
+	r := ec2emu.Rule{GroupID: g.ID, Protocol: "tcp", FromPort: 25, ToPort: 25, CIDRv4: "192.0.2.0/24"}
+	if _, err := s.SeedRule("us-east-1", r); err != nil {
+		t.Fatal(err)
+	}
+	r.CIDRv4 = "198.51.100.0/24"
+	var ae *ec2emu.APIError
+	if _, err := s.SeedRule("us-east-1", r); !errors.As(err, &ae) || ae.Code != "RulesPerSecurityGroupLimitExceeded" {
+		t.Fatalf("quota after Reset: %v", err)
+	}
+}

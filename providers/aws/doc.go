@@ -37,6 +37,11 @@
 // that fails part-way returns an [*ApplyError] listing what was and was not
 // done; a rerun converges.
 //
+// BUG: the EC2 reference documents '&' as allowed in descriptions of CIDR
+// sources but not of prefix-list or group sources; mailfw allows it for all
+// (the live behaviour is unverified), so such a description may be refused
+// by AWS at apply time for those sources only.
+//
 // Findings: aws-outbound-25 (info) says EC2 throttles outbound TCP 25 by
 // default; aws-no-groups (medium) says the selection matched no group.
 package aws
