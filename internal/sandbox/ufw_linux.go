@@ -28,7 +28,9 @@ type UFW struct {
 var ufwPaths = []string{"etc/ufw", "lib/ufw", "etc/default/ufw"}
 
 // NewUFW makes a network namespace and a private mount namespace holding a
-// copy of the host's ufw configuration, as installed (normally inactive).
+// copy of the host's ufw configuration, with the user rules and ufw.conf
+// reset to the package's templates from /usr/share/ufw (no rules, not
+// enabled) so that a test starts the same whatever the host's ufw holds.
 // Everything is removed when the test ends.
 func NewUFW(t testing.TB) *UFW {
 	t.Helper()
@@ -42,6 +44,13 @@ func NewUFW(t testing.TB) *UFW {
 			t.Fatal(err)
 		}
 		run(t, "cp", "-a", "/"+p, dst)
+	}
+	for _, f := range []string{"user.rules", "user6.rules", "ufw.conf"} {
+		if tmpl, err := os.ReadFile(filepath.Join("/usr/share/ufw", f)); err == nil {
+			if err := os.WriteFile(filepath.Join(u.Root, "etc/ufw", f), tmpl, 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 
 	nsDir := filepath.Join(dir, "ns")

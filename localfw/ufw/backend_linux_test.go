@@ -277,6 +277,7 @@ targets: [{name: host, type: ufw}]
 // 2001:db8::2-3. SSH-style access is not needed: nothing logs in.
 func newLinkedFixture(t *testing.T) (*fixture, *sandbox.Netns) {
 	t.Helper()
+	sandbox.Require(t, "sysctl")
 	host := newFixture(t, true)
 	client := sandbox.NewNetns(t)
 	host.u.Link(client, []string{"192.0.2.1/24", "2001:db8::1/64"},
