@@ -19,7 +19,8 @@ type txn struct {
 	family plan.Family
 	input  []byte // nil when the family is already as asked
 	done   []plan.Change
-	rules  int // native rules in MAILFW-INPUT afterwards
+	rules  int    // native rules in MAILFW-INPUT afterwards
+	jump   string // what happens to the jump, for the log
 }
 
 // Apply makes the changes, one iptables-restore --noflush transaction per
@@ -117,7 +118,8 @@ func (b *Backend) commit(ctx context.Context, m Mode, txs []*txn) ([]plan.Change
 			if _, err := b.runner.Run(ctx, tx.input, restore, restoreWait, "--noflush"); err != nil {
 				return done, partialError(doneFams, txs[i:], err)
 			}
-			b.logger.Info("applied", "family", tx.family, "changes", len(tx.done), "chain_rules", tx.rules)
+			b.logger.Info("applied", "family", tx.family, "changes", len(tx.done), "chain_rules", tx.rules,
+				"jump", tx.jump)
 		}
 		done = append(done, tx.done...)
 		doneFams = append(doneFams, fmt.Sprintf("%s (%d changes)", tx.family, len(tx.done)))
@@ -153,7 +155,7 @@ func plan2txn(t *table, cs []plan.Change) (*txn, error) {
 	keep, raw := ed.result(entries)
 	lines := chainLines(foreign, raw, keep)
 	tx.rules = len(lines)
-	tx.input = render(t, lines, keep)
+	tx.input, tx.jump = render(t, lines, keep)
 	return tx, nil
 }
 
@@ -324,7 +326,7 @@ var jumpArgs = []string{"-m", "comment", "--comment", Mark, "-j", Chain}
 
 // render writes the iptables-restore input that turns t's MAILFW-INPUT
 // into lines and places the jump; nil when nothing would change.
-func render(t *table, lines []string, keep []*entry) []byte {
+func render(t *table, lines []string, keep []*entry) (input []byte, jump string) {
 	var current []string
 	for _, r := range t.rules[Chain] {
 		current = append(current, r.spec())
@@ -336,27 +338,28 @@ func render(t *table, lines []string, keep []*entry) []byte {
 	lay := t.layout(mailPortsOf(nil, extra...))
 	exists := t.chains[Chain]
 	if len(lines) == 0 && !exists {
-		return nil
+		return nil, "none"
 	}
 	if len(lines) > 0 && exists && slices.Equal(lines, current) && lay.settled() {
-		return nil
+		return nil, fmt.Sprintf("stays at %d", lay.jumps[0]+1)
 	}
 	var buf bytes.Buffer
 	buf.WriteString("*filter\n:" + Chain + " - [0:0]\n")
 	for _, l := range lines {
 		buf.WriteString("-A " + Chain + " " + l + "\n")
 	}
-	writeJump(&buf, t, lay, len(lines) == 0)
+	jump = writeJump(&buf, t, lay, len(lines) == 0)
 	buf.WriteString("COMMIT\n")
-	return buf.Bytes()
+	return buf.Bytes(), jump
 }
 
 // writeJump deletes the jumps that cannot stay and inserts the one that
 // should be, or, when the chain goes, deletes every jump and the chain.
-// Deletions name the rule, never its number.
-func writeJump(buf *bytes.Buffer, t *table, lay layout, teardown bool) {
+// Deletions name the rule, never its number. It returns what it did, for
+// the log.
+func writeJump(buf *bytes.Buffer, t *table, lay layout, teardown bool) string {
 	if !teardown && lay.settled() {
-		return
+		return fmt.Sprintf("stays at %d", lay.jumps[0]+1)
 	}
 	input := t.rules["INPUT"]
 	for _, i := range lay.jumps {
@@ -365,6 +368,7 @@ func writeJump(buf *bytes.Buffer, t *table, lay layout, teardown bool) {
 	switch {
 	case teardown:
 		buf.WriteString("-X " + Chain + "\n")
+		return "removed with the chain"
 	case lay.catchAll >= 0:
 		pos := lay.catchAll + 1
 		for _, i := range lay.jumps {
@@ -373,7 +377,8 @@ func writeJump(buf *bytes.Buffer, t *table, lay layout, teardown bool) {
 			}
 		}
 		fmt.Fprintf(buf, "-I INPUT %d %s\n", pos, joinArgs(jumpArgs))
-	default:
-		buf.WriteString("-A INPUT " + joinArgs(jumpArgs) + "\n")
+		return fmt.Sprintf("inserted at %d, before the catch-all", pos)
 	}
+	buf.WriteString("-A INPUT " + joinArgs(jumpArgs) + "\n")
+	return "appended to INPUT (no catch-all)"
 }

@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/mailfw/mailfw/plan"
@@ -69,8 +70,9 @@ func (t *table) chainContents() (foreign []*rule, entries []*entry) {
 			entries = append(entries, &entry{rule: pr, ok: true, native: []*rule{r}})
 		}
 	}
+	pairs := allowsBySourcePort(entries)
 	for _, l := range limits {
-		if e := pairFor(entries, l); e != nil {
+		if e := pairs.take(l); e != nil {
 			e.rule.Limit = &plan.Limit{ConnectionsPerSource: l.connlimit}
 			e.native = []*rule{l, e.native[0]}
 			continue
@@ -87,13 +89,28 @@ func (t *table) chainContents() (foreign []*rule, entries []*entry) {
 	return foreign, entries
 }
 
-// pairFor finds the allow a connlimit rule l guards: the first unpaired
-// allow after it with the same source and port.
-func pairFor(entries []*entry, l *rule) *entry {
+// allowIndex holds mailfw's unlimited allows by source and port, in chain
+// order, for pairing them with connlimit rules.
+type allowIndex map[string][]*entry
+
+func allowsBySourcePort(entries []*entry) allowIndex {
+	idx := allowIndex{}
 	for _, e := range entries {
-		r := e.native[0]
-		if e.ok && e.rule.Verdict == plan.Allow && e.rule.Limit == nil &&
-			r.m.src == l.m.src && e.rule.Port == l.m.ports[0].from && r.idx > l.idx {
+		if e.ok && e.rule.Verdict == plan.Allow {
+			k := e.native[0].m.src + "|" + strconv.Itoa(e.rule.Port)
+			idx[k] = append(idx[k], e)
+		}
+	}
+	return idx
+}
+
+// take returns the allow a connlimit rule l guards, the first unpaired one
+// after it with the same source and port, and marks it paired.
+func (idx allowIndex) take(l *rule) *entry {
+	k := l.m.src + "|" + strconv.Itoa(l.m.ports[0].from)
+	for i, e := range idx[k] {
+		if e.native[0].idx > l.idx {
+			idx[k] = append(idx[k][:i:i], idx[k][i+1:]...)
 			return e
 		}
 	}

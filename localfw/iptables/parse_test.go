@@ -321,3 +321,42 @@ func TestStoredDescription_keepsWhatTheKernelStores(t *testing.T) {
 		}
 	}
 }
+
+func TestChainContents_pairsEachLimitWithTheAllowAfterIt(t *testing.T) {
+	const c = `-m comment --comment "mailfw: x"`
+	listing := "*filter\n:INPUT ACCEPT [0:0]\n:" + Chain + " - [0:0]\n" +
+		"-A INPUT -m comment --comment mailfw -j " + Chain + "\n" +
+		"-A " + Chain + " -s 192.0.2.0/24 -p tcp -m tcp --dport 465 -m connlimit --connlimit-above 5 --connlimit-mask 32 --connlimit-saddr " + c + " -j REJECT --reject-with tcp-reset\n" +
+		"-A " + Chain + " -s 192.0.2.0/24 -p tcp -m tcp --dport 465 -m connlimit --connlimit-above 9 --connlimit-mask 32 --connlimit-saddr " + c + " -j REJECT --reject-with tcp-reset\n" +
+		"-A " + Chain + " -s 192.0.2.0/24 -p tcp -m tcp --dport 465 " + c + " -j ACCEPT\n" +
+		"-A " + Chain + " -s 192.0.2.0/24 -p tcp -m tcp --dport 465 " + c + " -j ACCEPT\n" +
+		"-A " + Chain + " -s 192.0.2.0/24 -p tcp -m tcp --dport 587 " + c + " -j ACCEPT\n" +
+		// A limit after its allow limits nothing: not paired.
+		"-A " + Chain + " -s 192.0.2.0/24 -p tcp -m tcp --dport 587 -m connlimit --connlimit-above 3 --connlimit-mask 32 --connlimit-saddr " + c + " -j REJECT --reject-with tcp-reset\n" +
+		// A limit by subnet is not mailfw's per-address limit.
+		"-A " + Chain + " -s 192.0.2.0/24 -p tcp -m tcp --dport 25 -m connlimit --connlimit-above 3 --connlimit-mask 24 --connlimit-saddr " + c + " -j REJECT --reject-with tcp-reset\n" +
+		"COMMIT\n"
+	tb, err := parseSave([]byte(listing), plan.IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, entries := tb.chainContents()
+	var got []string
+	for _, e := range entries {
+		if e.ok {
+			got = append(got, e.rule.Key())
+		} else {
+			got = append(got, "not mailfw's form: "+e.native[0].spec())
+		}
+	}
+	want := []string{
+		"ipv4/tcp/465/192.0.2.0/24/allow/limit=5",
+		"ipv4/tcp/465/192.0.2.0/24/allow/limit=9",
+		"ipv4/tcp/587/192.0.2.0/24/allow",
+		"not mailfw's form: -s 192.0.2.0/24 -p tcp -m tcp --dport 25 -m connlimit --connlimit-above 3 --connlimit-mask 24 --connlimit-saddr -m comment --comment \"mailfw: x\" -j REJECT --reject-with tcp-reset",
+		"not mailfw's form: -s 192.0.2.0/24 -p tcp -m tcp --dport 587 -m connlimit --connlimit-above 3 --connlimit-mask 32 --connlimit-saddr -m comment --comment \"mailfw: x\" -j REJECT --reject-with tcp-reset",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("entries (-want +got):\n%s", diff)
+	}
+}
