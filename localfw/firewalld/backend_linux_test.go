@@ -351,30 +351,25 @@ targets:
     type: firewalld
 `
 
-func TestPackets_denyBeatsZoneServiceInBothFamilies(t *testing.T) {
+func TestPackets_allowOpensAndDenyBeatsZoneServiceInBothFamilies(t *testing.T) {
 	fw, b, client := hostAndClient(t)
-	for _, perm := range [][]string{nil, {"--permanent"}} {
-		fw.Cmd(append(perm, "--zone=public", "--add-service=smtp")...)
-	}
-	// Before mailfw: the zone's service lets everyone in.
-	connectOK(t, client, "192.0.2.66", "192.0.2.1:25", true)
+	// firewalld's default zone rejects port 25 until something opens it.
+	connectOK(t, client, "192.0.2.10", "192.0.2.1:25", false)
+	connectOK(t, client, "2001:db8:1::10", "[2001:db8:1::1]:25", false)
 
 	p := mustPolicy(t, packetPolicy)
 	planApply(t, b, p)
-	requireNoChanges(t, b, p)
 	connectOK(t, client, "192.0.2.10", "192.0.2.1:25", true)
 	connectOK(t, client, "2001:db8:1::10", "[2001:db8:1::1]:25", true)
 	connectOK(t, client, "192.0.2.66", "192.0.2.1:25", false)
 	connectOK(t, client, "2001:db8:1::66", "[2001:db8:1::1]:25", false)
-}
 
-func TestPackets_allowOpensPortInBothFamilies(t *testing.T) {
-	_, b, client := hostAndClient(t)
-	// firewalld's default zone rejects port 25 until mailfw opens it.
-	connectOK(t, client, "192.0.2.10", "192.0.2.1:25", false)
-	connectOK(t, client, "2001:db8:1::10", "[2001:db8:1::1]:25", false)
-
-	planApply(t, b, mustPolicy(t, packetPolicy))
+	// A zone service evaluated between mailfw's two policies: the deny,
+	// evaluated first, still wins for both families.
+	for _, perm := range [][]string{nil, {"--permanent"}} {
+		fw.Cmd(append(perm, "--zone=public", "--add-service=smtp")...)
+	}
+	requireNoChanges(t, b, p)
 	connectOK(t, client, "192.0.2.10", "192.0.2.1:25", true)
 	connectOK(t, client, "2001:db8:1::10", "[2001:db8:1::1]:25", true)
 	connectOK(t, client, "192.0.2.66", "192.0.2.1:25", false)

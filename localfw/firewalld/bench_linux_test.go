@@ -62,22 +62,32 @@ func BenchmarkApply20Rules(b *testing.B) {
 	}
 	adds := benchChanges(20)
 
-	b.Run("batched-apply", func(b *testing.B) {
-		var calls int64
-		for b.Loop() {
-			counter.n.Store(0)
-			if _, err := be.Apply(ctx, adds); err != nil {
-				b.Fatal(err)
+	for _, mode := range []string{"apply-after-read", "apply-cold"} {
+		b.Run(mode, func(b *testing.B) {
+			var calls int64
+			for b.Loop() {
+				if mode == "apply-after-read" {
+					// The CLI plans (reads) right before it applies.
+					b.StopTimer()
+					if _, err := be.Read(ctx); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+				counter.n.Store(0)
+				if _, err := be.Apply(ctx, adds); err != nil {
+					b.Fatal(err)
+				}
+				calls += counter.n.Load()
+				b.StopTimer()
+				if _, err := be.Apply(ctx, removals(adds)); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
 			}
-			calls += counter.n.Load()
-			b.StopTimer()
-			if _, err := be.Apply(ctx, removals(adds)); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-		}
-		b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
-	})
+			b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+		})
+	}
 
 	b.Run("per-rule-firewall-cmd", func(b *testing.B) {
 		for b.Loop() {
