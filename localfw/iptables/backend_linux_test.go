@@ -644,3 +644,13 @@ func TestRead_rulesInBothModesPickTheFullerOneAndSaySo(t *testing.T) {
 		t.Errorf("no %s finding in %+v", FindingMixedModes, st.Findings)
 	}
 }
+
+func TestProbe_unreadableRulesAreInactiveNotAnError(t *testing.T) {
+	sandbox.Require(t, "iptables-nft-save")
+	// A namespace that does not exist: every iptables-save fails for real.
+	r := execx.New(slog.New(slog.DiscardHandler), execx.WithPrefix("ip", "netns", "exec", "mfwt-absent"))
+	active, detail, err := Probe(context.Background(), r)
+	if err != nil || active || !strings.Contains(detail, "reading iptables rules") {
+		t.Errorf("active=%t detail=%q err=%v; want inactive with the reason", active, detail, err)
+	}
+}

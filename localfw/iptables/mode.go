@@ -155,14 +155,20 @@ func firstLine(b []byte) string {
 
 // Probe reports whether iptables is usable and holds rules, and which mode
 // holds them. active is true when the chosen mode has at least one rule in
-// any table. It runs only iptables-save, so it changes nothing.
+// any table. It runs only iptables-save, so it changes nothing. Rules that
+// cannot be read (not root, no kernel support) make it inactive, with the
+// reason in detail, so that detection can still pick another firewall; err
+// is only for a cancelled ctx.
 func Probe(ctx context.Context, r *execx.Runner) (active bool, detail string, err error) {
 	d, err := detect(ctx, r)
+	if ctx.Err() != nil {
+		return false, "", ctx.Err()
+	}
 	if errors.Is(err, ErrNotInstalled) {
 		return false, err.Error(), nil
 	}
 	if err != nil {
-		return false, "", err
+		return false, err.Error(), nil
 	}
 	n := countRules(d.v4)
 	return n > 0, fmt.Sprintf("%s: %d IPv4 rules (%s)", d.mode.Kind(), n, d.reason), nil
