@@ -270,7 +270,8 @@ func (b *Backend) applyWithReload(ctx context.Context, bt *batch, inRuntime, inP
 		b.log.Info(n)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("firewalld was reloaded and the mailfw policies are in force, "+
+		done, _, _ := b.check(ctx, bt)
+		return done, fmt.Errorf("firewalld was reloaded and the mailfw policies are in force, "+
 			"but %w", err)
 	}
 	return b.verify(ctx, bt)

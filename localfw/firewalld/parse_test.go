@@ -206,3 +206,58 @@ func golden(t *testing.T, name, got string) {
 func TestTranslate_recordedState(t *testing.T) {
 	golden(t, "translate.golden", renderState(recordedReading(t).translate()))
 }
+
+func TestRestoreCalls_groupsByHolderAndKind(t *testing.T) {
+	items := []item{
+		{"zone", "public", "rich rules", `rule family="ipv4" source address="192.0.2.9" reject`},
+		{"zone", "public", "ports", "8025/tcp"},
+		{"zone", "public", "ports", "8026/tcp"},
+		{"zone", "public", "interfaces", "eth0"},
+		{"zone", "public", "masquerade", "yes"},
+		{"policy", "other", "services", "smtp"},
+	}
+	got := restoreCalls(items, "add")
+	want := [][]string{
+		{"--policy=other", "--add-service=smtp"},
+		{"--zone=public", "--add-masquerade"},
+		{"--zone=public", "--add-port=8025/tcp", "--add-port=8026/tcp"},
+		{"--zone=public", `--add-rich-rule=rule family="ipv4" source address="192.0.2.9" reject`},
+		{"--zone=public", "--change-interface=eth0"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("restoreCalls add (-want +got):\n%s", d)
+	}
+	got = restoreCalls(items[1:2], "remove")
+	if d := cmp.Diff([][]string{{"--zone=public", "--remove-port=8025/tcp"}}, got); d != "" {
+		t.Errorf("restoreCalls remove (-want +got):\n%s", d)
+	}
+}
+
+func TestViewItems_differenceLeavesOutMailfwPolicies(t *testing.T) {
+	rd := recordedReading(t)
+	lost := foreign(minus(rd.runtime.items(), rd.permanent.items()))
+	var got []string
+	for _, it := range lost {
+		got = append(got, it.String())
+	}
+	want := []string{
+		"zone public interface lo",
+		"zone public port 8025/tcp",
+		`zone public rich rule rule family="ipv4" source address="192.0.2.99" reject type="icmp-port-unreachable"`,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("runtime-only entries (-want +got):\n%s", d)
+	}
+}
+
+func TestSplitOwnedID_refusesForeignHolders(t *testing.T) {
+	for _, id := range []string{"zone:public|service smtp", "policy:other|rule port port=\"25\" accept", "mailfw-allow"} {
+		if _, _, err := splitOwnedID(id); err == nil {
+			t.Errorf("splitOwnedID(%q) gave no error", id)
+		}
+	}
+	p, text, err := splitOwnedID(ownedID(AllowPolicy, `rule family="ipv4" port port="25" protocol="tcp" accept`))
+	if err != nil || p != AllowPolicy || !strings.HasPrefix(text, "rule ") {
+		t.Errorf("splitOwnedID round trip = %q, %q, %v", p, text, err)
+	}
+}

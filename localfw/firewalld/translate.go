@@ -509,12 +509,18 @@ func (rd *reading) extra() string {
 func (rd *reading) runtimePermanentFindings() []plan.Finding {
 	rtItems := rd.relevant(rd.runtime.items())
 	permItems := rd.relevant(rd.permanent.items())
-	type side struct{ rtOnly, permOnly []string }
+	type side struct {
+		rtOnly, permOnly []string
+		onlyBans         bool
+	}
 	diffs := map[string]*side{}
 	note := func(it item, rtOnly bool) {
 		k := it.Kind + " " + it.Holder
 		if diffs[k] == nil {
-			diffs[k] = &side{}
+			diffs[k] = &side{onlyBans: true}
+		}
+		if !rtOnly || !isBan(it) {
+			diffs[k].onlyBans = false
 		}
 		v := strings.TrimSuffix(it.Key, "s") + " " + it.Value
 		if rtOnly {
@@ -539,7 +545,13 @@ func (rd *reading) runtimePermanentFindings() []plan.Finding {
 		if len(d.permOnly) > 0 {
 			parts = append(parts, "permanent only: "+cut(d.permOnly))
 		}
-		out = append(out, plan.Finding{ID: FindingRuntimePermanent, Severity: plan.Medium,
+		// Runtime-only bans are how fail2ban works; worth knowing, not
+		// worth alarm.
+		sev := plan.Medium
+		if d.onlyBans {
+			sev = plan.Info
+		}
+		out = append(out, plan.Finding{ID: FindingRuntimePermanent, Severity: sev,
 			Scope: ScopeID, Message: fmt.Sprintf("%s differs between runtime and permanent "+
 				"configuration for mail ports (%s); a reload or restart changes what is open",
 				k, strings.Join(parts, "; "))})
@@ -624,4 +636,13 @@ func (rd *reading) zoneInUse(name string) bool {
 		}
 	}
 	return false
+}
+
+// isBan reports whether it is a rich rule that rejects or drops.
+func isBan(it item) bool {
+	if it.Key != "rich rules" {
+		return false
+	}
+	rr, err := parseRichRule(it.Value)
+	return err == nil && (rr.Action == "reject" || rr.Action == "drop")
 }
