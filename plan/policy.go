@@ -86,9 +86,13 @@ targets:
     type: auto
 `
 
+// DefaultPolicyName stands in for a file name when the built-in policy is
+// in use.
+const DefaultPolicyName = "(built-in default)"
+
 // DefaultPolicy returns the built-in policy.
 func DefaultPolicy() *Policy {
-	p, err := ParsePolicy("(built-in default)", []byte(DefaultPolicyYAML))
+	p, err := ParsePolicy(DefaultPolicyName, []byte(DefaultPolicyYAML))
 	if err != nil {
 		panic("built-in policy: " + err.Error())
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -59,7 +60,7 @@ which were not; running it again finishes the job.`,
 }
 
 func applyRun(cmd *cobra.Command, g *globals, opts *applyOptions, file string) error {
-	l, err := lock.Acquire(lock.Path(), opts.lockTimeout, func() {
+	l, err := lock.Acquire(cmd.Context(), lock.Path(), opts.lockTimeout, func() {
 		g.statusf("Waiting for another mailfw run to finish (lock %s)...", lock.Path())
 	})
 	if err != nil {
@@ -107,19 +108,25 @@ func (g *globals) confirm(pf *plan.File) error {
 }
 
 // loadSavedPlan reads a plan file, checks it still fits the policy and
-// every target, and refuses it whole when anything changed.
+// every target, and refuses it whole when anything changed. The policy is
+// the one named by -c or $MAILFW_CONFIG, else the file the plan was made
+// from.
 func (g *globals) loadSavedPlan(ctx context.Context, opts *applyOptions, file string) (*plan.File, []opened, error) {
 	pf, err := plan.ReadFile(file)
 	if err != nil {
 		return nil, nil, err
 	}
-	pol, err := g.loadPolicy(opts.config)
+	config := opts.config
+	if config == "" && os.Getenv("MAILFW_CONFIG") == "" && pf.PolicyFile != "" && pf.PolicyFile != plan.DefaultPolicyName {
+		config = pf.PolicyFile
+	}
+	pol, err := g.loadPolicy(config)
 	if err != nil {
 		return nil, nil, err
 	}
 	if pol.Digest != pf.PolicyDigest {
 		return nil, nil, fmt.Errorf("the plan %s was made from another policy than %s (or the policy changed since); "+
-			"nothing was changed: make a new plan with 'mailfw plan --out %s'", file, pol.File, file)
+			"nothing was changed: make a new plan with 'mailfw plan -c %s --out %s'", file, pol.File, pol.File, file)
 	}
 	var names []string
 	for _, tp := range pf.Targets {
@@ -133,14 +140,17 @@ func (g *globals) loadSavedPlan(ctx context.Context, opts *applyOptions, file st
 	if err != nil {
 		return nil, nil, err
 	}
-	var stale []string
+	var stale, edited []string
 	for i, o := range bs {
-		st, err := o.backend.Read(ctx)
+		tp, err := plan.PlanTarget(ctx, pol, o.target, o.backend)
 		if err != nil {
 			return nil, nil, fmt.Errorf("target %s: %w", o.target.Name, err)
 		}
-		if st.Digest() != pf.Targets[i].StateDigest {
+		switch saved := pf.Targets[i]; {
+		case tp.StateDigest != saved.StateDigest:
 			stale = append(stale, o.target.Name)
+		case !sameChanges(tp.Changes, saved.Changes):
+			edited = append(edited, o.target.Name)
 		}
 	}
 	if len(stale) > 0 {
@@ -148,7 +158,27 @@ func (g *globals) loadSavedPlan(ctx context.Context, opts *applyOptions, file st
 			"nothing was changed: make a new plan with 'mailfw plan --out %s' and review it",
 			strings.Join(stale, ", "), file, file)
 	}
+	if len(edited) > 0 {
+		// The same policy on the same state always gives the same plan, so
+		// a difference means the file was edited (or made by another
+		// mailfw version).
+		return nil, nil, fmt.Errorf("the changes in %s for target(s) %s are not the ones the policy gives for the current state: "+
+			"the file was edited or made by another mailfw version; nothing was changed: make a new plan",
+			file, strings.Join(edited, ", "))
+	}
 	return pf, bs, nil
+}
+
+func sameChanges(a, b []plan.Change) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if changeKey(a[i]) != changeKey(b[i]) || a[i].Rule.Description != b[i].Rule.Description {
+			return false
+		}
+	}
+	return true
 }
 
 // execute applies each target's changes in turn and stops at the first

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -81,10 +83,27 @@ func TestCLI_stalePlanFileIsRefusedWhole(t *testing.T) {
 	if after := c.save(); after != before {
 		t.Errorf("a stale plan changed the firewall:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	// A fresh plan applies.
-	c.expect(c.mailfw("", "plan", "--out", "p.plan"), 0)
+	// A fresh plan applies, with the policy found from the plan file.
+	c.write("elsewhere.yaml", iptablesPolicy)
+	c.expect(c.mailfw("", "plan", "-c", "elsewhere.yaml", "--out", "p.plan"), 0)
 	c.expect(c.mailfw("", "apply", "p.plan"), 0, "Apply complete: 5 added")
 	c.expect(c.mailfw("", "apply", "p.plan"), 1, "changed since the plan")
+}
+
+func TestCLI_editedPlanFileIsRefused(t *testing.T) {
+	c := newCLI(t)
+	c.write("mailfw.yaml", iptablesPolicy)
+	c.expect(c.mailfw("", "plan", "--out", "p.plan"), 0)
+	data, err := os.ReadFile(filepath.Join(c.dir, "p.plan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.write("p.plan", strings.Replace(string(data), `"port": 587`, `"port": 22`, 1))
+	before := c.save()
+	c.expect(c.mailfw("", "apply", "p.plan"), 1, "not the ones the policy gives", "nothing was changed")
+	if c.save() != before {
+		t.Error("an edited plan changed the firewall")
+	}
 }
 
 func TestCLI_planFileFromAnotherPolicyIsRefused(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -91,6 +92,12 @@ func (g *globals) computePlan(cmd *cobra.Command, tf *targetFlags) (*plan.File, 
 }
 
 func savePlan(path string, pf *plan.File) error {
+	saved := *pf
+	if abs, err := filepath.Abs(pf.PolicyFile); err == nil && pf.PolicyFile != plan.DefaultPolicyName {
+		// apply finds the policy by this name, maybe from another directory.
+		saved.PolicyFile = abs
+	}
+	pf = &saved
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("saving the plan: %w", err)

@@ -119,8 +119,11 @@ func (r *Runner) Run(ctx context.Context, stdin []byte, name string, args ...str
 		if !errors.As(err, &ee) {
 			code = -1
 		}
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w after %s", ctx.Err(), r.timeout)
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			err = fmt.Errorf("timed out after %s: %w", r.timeout, ctx.Err())
+		case ctx.Err() != nil:
+			err = fmt.Errorf("interrupted: %w", ctx.Err())
 		}
 		return stdout.Bytes(), &Error{Argv: argv, ExitCode: code, Stderr: stderr.String(), Err: err}
 	}

@@ -3,6 +3,7 @@
 package lock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -31,9 +32,10 @@ type Lock struct{ f *os.File }
 // ErrTimeout is returned when another run held the lock for the whole wait.
 var ErrTimeout = errors.New("another mailfw run holds the lock")
 
-// Acquire takes the lock at path, waiting up to wait. It calls waiting once
-// when it has to wait, so the caller can say why nothing happens.
-func Acquire(path string, wait time.Duration, waiting func()) (*Lock, error) {
+// Acquire takes the lock at path, waiting up to wait or until ctx ends. It
+// calls waiting once when it has to wait, so the caller can say why nothing
+// happens.
+func Acquire(ctx context.Context, path string, wait time.Duration, waiting func()) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
@@ -58,7 +60,12 @@ func Acquire(path string, wait time.Duration, waiting func()) (*Lock, error) {
 			waiting()
 			told = true
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the lock %s: %w; nothing was changed", path, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
