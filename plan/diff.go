@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 )
@@ -180,10 +181,58 @@ type scopeDiff struct {
 	// marks the unmarked rules that satisfy a desired rule.
 	removed map[int]bool
 	used    map[int]bool
+	// denies indexes the unconditional denies of scope.Rules by Order.
+	denies []denyEntry
+	// prefixes caches parsed sources; a diff compares the same few
+	// thousand strings millions of times.
+	prefixes map[string]netip.Prefix
+}
+
+// contains is SourceContains with parsed prefixes cached.
+func (d *scopeDiff) contains(outer, inner string) bool {
+	if outer == inner {
+		return true
+	}
+	o, ok1 := d.prefix(outer)
+	i, ok2 := d.prefix(inner)
+	if !ok1 || !ok2 || o.Addr().Is4() != i.Addr().Is4() {
+		return false
+	}
+	return o.Bits() <= i.Bits() && o.Contains(i.Addr())
+}
+
+func (d *scopeDiff) prefix(s string) (netip.Prefix, bool) {
+	if p, ok := d.prefixes[s]; ok {
+		return p, p.IsValid()
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		p = netip.Prefix{}
+	}
+	if d.prefixes == nil {
+		d.prefixes = map[string]netip.Prefix{}
+	}
+	d.prefixes[s] = p
+	return p, p.IsValid()
+}
+
+// covers is Observed.Covers with the prefix cache.
+func (d *scopeDiff) covers(o *Observed, r Rule) bool {
+	if o.Family != r.Family && o.Family != FamilyAny && r.Family != FamilyAny {
+		return false
+	}
+	if o.Protocol != "all" && o.Protocol != r.Protocol {
+		return false
+	}
+	if r.Port < o.PortFrom || r.Port > o.PortTo {
+		return false
+	}
+	return d.contains(o.Source, r.Source)
 }
 
 func (d *scopeDiff) run() error {
 	d.removed, d.used = map[int]bool{}, map[int]bool{}
+	d.indexDenies()
 	rules := d.scope.Rules
 	ownedByKey := map[string][]int{}
 	for i, o := range rules {
@@ -296,27 +345,77 @@ func (d *scopeDiff) grantedByUnmarked(want Rule) (int, bool) {
 			// Exclusive ownership takes this rule out; it cannot satisfy.
 			continue
 		}
-		if o.Covers(want) && d.shadowOf(o.Family, o.Order, func(x Observed) bool { return x.Covers(want) }) == nil {
+		if d.covers(&o, want) && d.shadowOf(o.Order, d.catchRule(want)) == nil {
 			return i, true
 		}
 	}
 	return 0, false
 }
 
+// catch describes the packets a shadowing deny must catch in full.
+type catch struct {
+	family    Family
+	protocol  string
+	from, to  int
+	source    string
+	prefix    netip.Prefix // parsed source; invalid for a cloud reference
+	skipOwned bool
+}
+
+func (d *scopeDiff) catchRule(r Rule) catch {
+	p, _ := d.prefix(r.Source)
+	return catch{family: r.Family, protocol: r.Protocol, from: r.Port, to: r.Port, source: r.Source, prefix: p}
+}
+
+func (d *scopeDiff) catchObserved(o *Observed) catch {
+	p, _ := d.prefix(o.Source)
+	return catch{family: o.Family, protocol: o.Protocol, from: o.PortFrom, to: o.PortTo, source: o.Source, prefix: p}
+}
+
 // shadowOf returns the first deny that a packet meets before order and that
-// catches everything match says, or nil.
-func (d *scopeDiff) shadowOf(f Family, order int, catches func(Observed) bool) *Observed {
-	for i, o := range d.scope.Rules {
-		if o.Verdict != Deny || o.Conditional || d.removed[i] || o.Order >= order {
+// catches every packet c describes, or nil.
+func (d *scopeDiff) shadowOf(order int, c catch) *Observed {
+	for _, de := range d.denies {
+		o := &d.scope.Rules[de.index]
+		if o.Order >= order {
+			break
+		}
+		if d.removed[de.index] || (c.skipOwned && o.Owned) ||
+			(o.Family != c.family && o.Family != FamilyAny && c.family != FamilyAny) ||
+			(o.Protocol != "all" && o.Protocol != c.protocol) || o.PortFrom > c.from || o.PortTo < c.to {
 			continue
 		}
-		if o.Family == f || o.Family == FamilyAny || f == FamilyAny {
-			if catches(o) {
-				return &d.scope.Rules[i]
-			}
+		switch {
+		case o.Source == c.source:
+		case !de.prefix.IsValid() || !c.prefix.IsValid():
+			continue
+		case de.prefix.Bits() > c.prefix.Bits() || de.prefix.Addr().Is4() != c.prefix.Addr().Is4() ||
+			!de.prefix.Contains(c.prefix.Addr()):
+			continue
 		}
+		return o
 	}
 	return nil
+}
+
+// denyEntry is an unconditional deny with its source parsed.
+type denyEntry struct {
+	index  int
+	prefix netip.Prefix
+}
+
+// indexDenies lists the unconditional denies of the scope in evaluation
+// order, once, for shadowOf.
+func (d *scopeDiff) indexDenies() {
+	for i := range d.scope.Rules {
+		if o := &d.scope.Rules[i]; o.Verdict == Deny && !o.Conditional {
+			p, _ := d.prefix(o.Source)
+			d.denies = append(d.denies, denyEntry{i, p})
+		}
+	}
+	sort.SliceStable(d.denies, func(a, b int) bool {
+		return d.scope.Rules[d.denies[a].index].Order < d.scope.Rules[d.denies[b].index].Order
+	})
 }
 
 // checkShadow reports a desired allow that an earlier unmarked deny makes
@@ -325,7 +424,9 @@ func (d *scopeDiff) checkShadow(want Rule, order int) error {
 	if want.Verdict != Allow {
 		return nil
 	}
-	by := d.shadowOf(want.Family, order, func(x Observed) bool { return x.Covers(want) && !x.Owned })
+	c := d.catchRule(want)
+	c.skipOwned = true
+	by := d.shadowOf(order, c)
 	if by == nil {
 		return nil
 	}

@@ -37,10 +37,7 @@ func (d *scopeDiff) findExposure() {
 		if len(exposed) == 0 {
 			continue
 		}
-		if by := d.shadowOf(o.Family, o.Order, func(x Observed) bool {
-			return x.PortFrom <= o.PortFrom && o.PortTo <= x.PortTo && SourceContains(x.Source, o.Source) &&
-				(x.Protocol == "all" || x.Protocol == o.Protocol)
-		}); by != nil {
+		if by := d.shadowOf(o.Order, d.catchObserved(o)); by != nil {
 			d.add(Finding{ID: FindingDeadAllow, Severity: Low, Rule: o,
 				Message: fmt.Sprintf("%s has no effect: %s comes first", o, by)})
 			continue
@@ -85,7 +82,7 @@ func (d *scopeDiff) reportExposure(o *Observed, exposed, beyond []int) {
 func (d *scopeDiff) policyAllows(o *Observed, p int) bool {
 	for _, w := range d.desired {
 		if w.Verdict == Allow && w.Port == p && (w.Family == o.Family || w.Family == FamilyAny) &&
-			SourceContains(w.Source, o.Source) {
+			d.contains(w.Source, o.Source) {
 			return true
 		}
 	}
