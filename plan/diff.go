@@ -75,6 +75,7 @@ func Diff(desired []Rule, st *State, caps Capabilities, opts DiffOptions) (Targe
 		opts.Ownership = Managed
 	}
 	ports := mailPorts(desired, opts.MailPorts)
+	tp.Findings = append(tp.Findings, policyConflicts(desired)...)
 	var errs []error
 	for i := range st.Scopes {
 		d := &scopeDiff{scope: &st.Scopes[i], desired: desired, opts: opts, ports: ports, caps: caps,
@@ -285,6 +286,7 @@ func (d *scopeDiff) run() error {
 		d.removeUnmarked()
 	}
 	d.findExposure()
+	d.findDeadDenies()
 	d.findDuplicates()
 	d.findFamilyMismatch()
 	if err := d.checkQuota(); err != nil {

@@ -17,7 +17,7 @@ func TestDiff_quotaIsCheckedBeforeAnyWrite(t *testing.T) {
 	}{
 		{"room-left", 2, "", []string{}},
 		{"near-the-quota", 6, "", []string{"medium quota-near"}},
-		{"over-the-quota", 9, "needs 11 ipv4 rules, and the quota is 10", nil},
+		{"over-the-quota", 9, "needs 11 IPv4 rules, and the quota is 10", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,6 +36,33 @@ func TestDiff_quotaIsCheckedBeforeAnyWrite(t *testing.T) {
 				t.Errorf("findings (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+func TestDiff_quotaCountsThePeakAndSharedQuotas(t *testing.T) {
+	// Two adds and two removals: the end state fits, the peak does not.
+	st := &State{IPv6: true, Scopes: []Scope{{ID: "sg-1", Quota: 10, QuotaUsed: map[Family]int{IPv4: 9},
+		Rules: []Observed{obs("allow ipv4 tcp 25 198.51.100.9/32", owned("")), obs("allow ipv4 tcp 25 198.51.100.8/32", owned(""))}}}}
+	desired := []Rule{rule("allow ipv4 tcp 25 198.51.100.1/32"), rule("allow ipv4 tcp 25 198.51.100.2/32")}
+	if _, err := Diff(desired, st, Capabilities{IPv6: true}, DiffOptions{MailPorts: []int{}}); err == nil ||
+		!strings.Contains(err.Error(), "needs 11 IPv4 rules") {
+		t.Errorf("err = %v, want the peak of 11 refused", err)
+	}
+	shared := &State{IPv6: true, Scopes: []Scope{{ID: "sg-2", Quota: 200, QuotaShared: true,
+		QuotaUsed: map[Family]int{IPv4: 199, IPv6: 0}}}}
+	both := []Rule{rule("allow ipv4 tcp 25 0.0.0.0/0"), rule("allow ipv6 tcp 25 ::/0")}
+	if _, err := Diff(both, shared, Capabilities{IPv6: true}, DiffOptions{MailPorts: []int{}}); err == nil ||
+		!strings.Contains(err.Error(), "needs 201 rules, and the quota is 200") {
+		t.Errorf("err = %v, want the shared count of 201 refused", err)
+	}
+}
+
+func TestStateDigest_leavesVolatileRulesOut(t *testing.T) {
+	base := &State{Scopes: []Scope{{ID: "INPUT", Rules: []Observed{obs("allow ipv4 tcp 25 0.0.0.0/0")}}}}
+	banned := &State{Scopes: []Scope{{ID: "INPUT", Rules: []Observed{obs("allow ipv4 tcp 25 0.0.0.0/0"),
+		obs("deny ipv4 all 1-65535 192.0.2.7/32", func(o *Observed) { o.Volatile = true })}}}}
+	if base.Digest() != banned.Digest() {
+		t.Error("a new fail2ban ban changed the digest")
 	}
 }
 
@@ -157,6 +184,20 @@ deny:
 				t.Fatalf("err = %v, want a located error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestDiff_policyConflict(t *testing.T) {
+	allow := rule("allow ipv4 tcp 25 192.0.2.5/32")
+	allow.Line = 7
+	deny := rule("deny ipv4 tcp 25 192.0.2.0/24")
+	deny.Line = 12
+	tp, err := Diff([]Rule{deny, allow}, &State{IPv6: true, Scopes: []Scope{{ID: "INPUT"}}}, allCaps, DiffOptions{MailPorts: []int{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"medium policy-conflict"}, findingIDs(tp.Findings)); d != "" || tp.Findings[0].Line != 7 {
+		t.Errorf("findings (-want +got):\n%s%+v", d, tp.Findings)
 	}
 }
 

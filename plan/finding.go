@@ -40,6 +40,8 @@ const (
 	FindingOpenBeyondPolicy = "open-beyond-policy"
 	FindingBroadRule        = "broad-rule"
 	FindingDeadAllow        = "dead-allow"
+	FindingDeadDeny         = "dead-deny"
+	FindingPolicyConflict   = "policy-conflict"
 	FindingFamilyMismatch   = "family-mismatch"
 	FindingDuplicateRule    = "duplicate-rule"
 	FindingQuotaNear        = "quota-near"

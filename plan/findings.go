@@ -102,6 +102,76 @@ func (d *scopeDiff) add(f Finding) {
 	d.findings = append(d.findings, f)
 }
 
+// findDeadDenies reports unmarked denies on mail ports that an earlier
+// allow lets every packet past: a ban that no longer bans. After an apply
+// the allows mailfw adds count too, at Scope.AllowOrder.
+func (d *scopeDiff) findDeadDenies() {
+	type allow struct {
+		c     catch
+		order int
+		what  string
+	}
+	var allows []allow
+	for i := range d.scope.Rules {
+		o := &d.scope.Rules[i]
+		if o.Verdict == Allow && !o.Conditional && !d.removed[i] {
+			allows = append(allows, allow{d.catchObserved(o), o.Order, o.String()})
+		}
+	}
+	for _, c := range d.changes {
+		if c.Action == Add && c.Rule.Verdict == Allow {
+			allows = append(allows, allow{d.catchRule(c.Rule), d.scope.AllowOrder, "mailfw's planned " + c.Rule.String()})
+		}
+	}
+	for i := range d.scope.Rules {
+		o := &d.scope.Rules[i]
+		// Only bans count: a catch-all after the allows is where it belongs.
+		if o.Verdict != Deny || o.Owned || o.Conditional || d.removed[i] || isWorld(o.Source) {
+			continue
+		}
+		op, ok := d.prefix(o.Source)
+		for _, p := range d.ports {
+			if !o.coversPort(p) {
+				continue
+			}
+			for _, a := range allows {
+				if a.order >= o.Order || a.c.from > p || a.c.to < p || (a.c.protocol != "all" && a.c.protocol != "tcp") ||
+					(a.c.family != o.Family && a.c.family != FamilyAny) {
+					continue
+				}
+				if a.c.source != o.Source && (!ok || !a.c.prefix.IsValid() || a.c.prefix.Bits() > op.Bits() ||
+					a.c.prefix.Addr().Is4() != op.Addr().Is4() || !a.c.prefix.Contains(op.Addr())) {
+					continue
+				}
+				d.add(Finding{ID: FindingDeadDeny, Severity: Medium, Rule: o,
+					Message: fmt.Sprintf("%s does not block port %d: %s comes first and accepts it; "+
+						"put the deny before it (fail2ban: insert at the top of INPUT)", o, p, a.what)})
+				goto next
+			}
+		}
+	next:
+	}
+}
+
+// policyConflicts reports allows of the policy that one of its own denies
+// covers: the deny wins, so the allow does nothing.
+func policyConflicts(desired []Rule) []Finding {
+	var fs []Finding
+	for _, dn := range desired {
+		if dn.Verdict != Deny {
+			continue
+		}
+		for _, al := range desired {
+			if al.Verdict == Allow && al.Port == dn.Port && al.Family == dn.Family && SourceContains(dn.Source, al.Source) {
+				fs = append(fs, Finding{ID: FindingPolicyConflict, Severity: Medium, Line: al.Line,
+					Message: fmt.Sprintf("the policy allows port %d from %s (line %d) but also denies it from %s (line %d); the deny wins",
+						al.Port, al.Source, al.Line, dn.Source, dn.Line)})
+			}
+		}
+	}
+	return fs
+}
+
 // findDuplicates reports rules that appear more than once.
 func (d *scopeDiff) findDuplicates() {
 	seen := map[string]int{}
@@ -166,32 +236,48 @@ func (d *scopeDiff) worldOpen(f Family, p int) bool {
 }
 
 // checkQuota refuses a plan that would pass the scope's quota and warns
-// when it comes near.
+// when it comes near. Adds are applied before removals, so the count that
+// matters is the peak: what is used now plus every add.
 func (d *scopeDiff) checkQuota() error {
 	q := d.scope.Quota
 	if q <= 0 {
 		return nil
 	}
-	after := map[Family]int{IPv4: d.scope.QuotaUsed[IPv4], IPv6: d.scope.QuotaUsed[IPv6]}
+	peak := map[Family]int{IPv4: d.scope.QuotaUsed[IPv4], IPv6: d.scope.QuotaUsed[IPv6]}
 	for _, c := range d.changes {
-		delta := map[Action]int{Add: 1, Remove: -1}[c.Action]
-		if c.Rule.Family == FamilyAny {
-			after[IPv4] += delta
-			after[IPv6] += delta
-		} else {
-			after[c.Rule.Family] += delta
+		if c.Action != Add {
+			continue
+		}
+		switch {
+		case c.Rule.Family == FamilyAny:
+			peak[IPv4]++
+			peak[IPv6]++
+		default:
+			peak[c.Rule.Family]++
 		}
 	}
+	counts := []struct {
+		what string
+		n    int
+	}{{"IPv4", peak[IPv4]}, {"IPv6", peak[IPv6]}}
+	if d.scope.QuotaShared {
+		counts = counts[:1]
+		counts[0] = struct {
+			what string
+			n    int
+		}{"", peak[IPv4] + peak[IPv6]}
+	}
 	var errs []error
-	for _, f := range []Family{IPv4, IPv6} {
-		switch n := after[f]; {
-		case n > q:
-			errs = append(errs, fmt.Errorf("%s: the plan needs %d %s rules, and the quota is %d; "+
+	for _, c := range counts {
+		rules := strings.TrimSpace(c.what + " rules")
+		switch {
+		case c.n > q:
+			errs = append(errs, fmt.Errorf("%s: while it runs the plan needs %d %s, and the quota is %d (additions come before removals); "+
 				"nothing was changed: ask the provider for a higher quota and set quota: in the target, or narrow the policy",
-				d.scope.ID, n, f, q))
-		case n*10 >= q*8:
+				d.scope.ID, c.n, rules, q))
+		case c.n*10 >= q*8:
 			d.add(Finding{ID: FindingQuotaNear, Severity: Medium,
-				Message: fmt.Sprintf("%d of %d %s rules will be used", n, q, f)})
+				Message: fmt.Sprintf("up to %d of %d %s will be in use", c.n, q, rules)})
 		}
 	}
 	return errors.Join(errs...)

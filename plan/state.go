@@ -43,6 +43,10 @@ type Observed struct {
 	// Fixed is true when mailfw must never remove the rule even in
 	// exclusive mode (a firewalld zone service, another tool's ban).
 	Fixed bool `json:"fixed,omitempty"`
+	// Volatile marks rules another tool adds and lifts all the time (a
+	// fail2ban ban). They take part in the diff but not in State.Digest, so
+	// a ban coming or going does not make a saved plan stale.
+	Volatile bool `json:"volatile,omitempty"`
 	// Origin says where the rule lives, for people: "INPUT", "chain f2b-sshd",
 	// "zone public service smtp", "ufw app Postfix".
 	Origin string `json:"origin,omitempty"`
@@ -115,8 +119,10 @@ type Scope struct {
 	// Quota is the most rules the scope may hold per family, 0 when
 	// unlimited. QuotaUsed counts what is used now, per family; a backend
 	// that counts a reference against both families does so here.
-	Quota     int            `json:"quota,omitempty"`
-	QuotaUsed map[Family]int `json:"quota_used,omitempty"`
+	// QuotaShared says the quota counts all families together (Alibaba).
+	Quota       int            `json:"quota,omitempty"`
+	QuotaUsed   map[Family]int `json:"quota_used,omitempty"`
+	QuotaShared bool           `json:"quota_shared,omitempty"`
 }
 
 // State is what a backend read from its target.
@@ -150,13 +156,16 @@ func (s *State) Digest() string {
 	for _, sc := range scopes {
 		fmt.Fprintf(h, "scope=%q allow=%d deny=%d quota=%d\n",
 			sc.ID, sc.AllowOrder, sc.DenyOrder, sc.Quota)
-		lines := make([]string, len(sc.Rules))
-		for i, r := range sc.Rules {
+		lines := make([]string, 0, len(sc.Rules))
+		for _, r := range sc.Rules {
+			if r.Volatile {
+				continue
+			}
 			b, err := json.Marshal(r)
 			if err != nil {
 				panic(err) // Observed holds only plain data
 			}
-			lines[i] = string(b)
+			lines = append(lines, string(b))
 		}
 		sort.Strings(lines)
 		for _, l := range lines {

@@ -213,8 +213,10 @@ func (b *Backend) toScope(g groupInfo, perms []ecs.Permission) plan.Scope {
 		AllowOrder: b.priority*2 + 1, DenyOrder: b.priority * 2,
 		Quota: b.quota,
 		// NOTE: ECS counts ingress and egress rules of both families against
-		// one quota, so each family is shown the whole count.
-		QuotaUsed: map[plan.Family]int{plan.IPv4: g.RuleCount, plan.IPv6: g.RuleCount},
+		// one quota: the whole count goes under IPv4 and the planner adds
+		// the families together.
+		QuotaUsed:   map[plan.Family]int{plan.IPv4: g.RuleCount},
+		QuotaShared: true,
 	}
 	for _, p := range perms {
 		o, ok := observe(p, g)
