@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -36,8 +36,14 @@ func (ps *parser) fail(n *yaml.Node, field, format string, args ...any) {
 func ParsePolicy(filename string, data []byte) (*Policy, error) {
 	ps := &parser{file: filename, dir: filepath.Dir(filename), digests: [][]byte{data}}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
 		return nil, ps.yamlError(err)
+	}
+	var second yaml.Node
+	if err := dec.Decode(&second); err == nil {
+		return nil, PolicyErrors{{File: filename, Line: second.Line, Column: second.Column,
+			Msg: "the file holds a second YAML document (after ---); a policy is one document"}}
 	}
 	p := &Policy{File: filename, Sources: map[string]*Source{}, Ownership: Managed}
 	if len(doc.Content) == 0 {
@@ -235,6 +241,10 @@ func (ps *parser) addSource(src *Source, n *yaml.Node, field, value string) {
 }
 
 func (ps *parser) sourceFile(src *Source, n *yaml.Node, field string) {
+	if n.Kind != yaml.ScalarNode || n.Value == "" {
+		ps.fail(n, field, "expected the path of an address list, found %s; write {file: drop.txt}", kindName(n))
+		return
+	}
 	path := n.Value
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(ps.dir, path)
@@ -247,7 +257,9 @@ func (ps *parser) sourceFile(src *Source, n *yaml.Node, field string) {
 	ps.digests = append(ps.digests, data)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
+	line := 0
+	for sc.Scan() {
+		line++
 		text := sc.Text()
 		if i := strings.IndexAny(text, "#;"); i >= 0 {
 			text = text[:i]
@@ -269,19 +281,8 @@ func (ps *parser) sourceFile(src *Source, n *yaml.Node, field string) {
 		src.Entries = append(src.Entries, SourceEntry{Value: canon, Family: fam})
 	}
 	if err := sc.Err(); err != nil {
-		ps.fail(n, field, "reading the address list %s: %v", path, err)
+		ps.fail(n, field, "reading the address list %s: %v (after line %d; a line may be at most 1 MiB)", path, err, line)
 	}
-}
-
-func readLimited(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > MaxPolicySize {
-		return nil, fmt.Errorf("%s is larger than %d MiB", path, MaxPolicySize>>20)
-	}
-	return os.ReadFile(path)
 }
 
 func (ps *parser) entries(p *Policy, n *yaml.Node, section string) []Entry {
@@ -300,6 +301,13 @@ func (ps *parser) entries(p *Policy, n *yaml.Node, section string) []Entry {
 		e := Entry{Line: item.Line, Column: item.Column}
 		ok := ps.port(&e, fields["port"], item, field)
 		ok = ps.from(p, &e, fields["from"], item, field) && ok
+		if ok && section == "allow" && len(p.entriesOf(e.From)) == 0 {
+			// An empty list (a truncated file, say) must not silently
+			// close a port mailfw opened before.
+			ps.fail(fields["from"], field+".from", "every source named here is empty, so this entry would allow nothing "+
+				"and mailfw would remove the rules it made for it; add addresses or remove the entry")
+			ok = false
+		}
 		if d := fields["description"]; d != nil {
 			if d.Kind != yaml.ScalarNode {
 				ps.fail(d, field+".description", "expected text, found %s", kindName(d))
@@ -332,7 +340,7 @@ func (ps *parser) port(e *Entry, n, item *yaml.Node, field string) bool {
 		return true
 	}
 	v, err := strconv.Atoi(n.Value)
-	if err != nil {
+	if err != nil || strings.TrimLeft(n.Value, "0123456789") != "" {
 		ps.fail(n, field, "%q is not a port; use smtp (25), submission (587), smtps (465) or a number from 1 to 65535", n.Value)
 		return false
 	}
@@ -370,8 +378,14 @@ func (ps *parser) from(p *Policy, e *Entry, n, item *yaml.Node, field string) bo
 			e.From = append(e.From, it.Value)
 			continue
 		}
-		if canon, _, err := CanonicalSource(it.Value); err == nil {
+		canon, _, err := CanonicalSource(it.Value)
+		if err == nil {
 			e.From = append(e.From, canon)
+			continue
+		}
+		if looksLikeAddress(it.Value) {
+			ps.fail(it, f, "%v; write an address such as 198.51.100.10 or a CIDR such as 2001:db8::/32", err)
+			ok = false
 			continue
 		}
 		ps.fail(it, f, "unknown source %q; define it under sources:, or use anywhere, anywhere-ipv4, anywhere-ipv6, an IP or a CIDR%s",
@@ -379,6 +393,19 @@ func (ps *parser) from(p *Policy, e *Entry, n, item *yaml.Node, field string) bo
 		ok = false
 	}
 	return ok
+}
+
+// looksLikeAddress tells a mistyped address from a mistyped source name.
+func looksLikeAddress(s string) bool {
+	return strings.ContainsAny(s, "/:") || (s != "" && s[0] >= '0' && s[0] <= '9')
+}
+
+func (p *Policy) entriesOf(names []string) []SourceEntry {
+	var out []SourceEntry
+	for _, n := range names {
+		out = append(out, p.resolve(n)...)
+	}
+	return out
 }
 
 func sourceNames(p *Policy) []string {

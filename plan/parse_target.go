@@ -24,6 +24,7 @@ var (
 	awsGroupID = regexp.MustCompile(`^sg-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	aliGroupID = regexp.MustCompile(`^sg-[0-9a-z]{6,40}$`)
 	regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+$`)
+	targetName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 )
 
 func (ps *parser) targets(p *Policy, n, root *yaml.Node) {
@@ -68,6 +69,10 @@ func (ps *parser) target(item *yaml.Node, field string) (Target, bool) {
 		return t, false
 	}
 	t.Name = nameN.Value
+	if !targetName.MatchString(t.Name) {
+		ps.fail(nameN, field+".name", "%q is not a usable target name; use letters, digits, '-', '_' and '.', up to 64", t.Name)
+		return t, false
+	}
 	if typeN != nil {
 		t.Type = typeN.Value
 	}

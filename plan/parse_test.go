@@ -18,7 +18,7 @@ func TestParsePolicy_locatesEveryMistake(t *testing.T) {
 		{"bad-cidr", "version: 1\nsources:\n  office: [203.0.113.0/33]\nallow:\n  - port: smtp\n    from: [office]\n",
 			`test.yaml:3:12: sources.office[0]: "203.0.113.0/33" is not a valid CIDR`},
 		{"bad-ip", "version: 1\nallow:\n  - port: smtp\n    from: [10.0.0.256]\n",
-			`test.yaml:4:12: allow[0].from[0]: unknown source "10.0.0.256"`},
+			`test.yaml:4:12: allow[0].from[0]: "10.0.0.256" is not an IP address or CIDR`},
 		{"unknown-source", "version: 1\nsources:\n  office: [192.0.2.0/24]\nallow:\n  - port: smtp\n    from: [ofice]\n",
 			`test.yaml:6:12: allow[0].from[0]: unknown source "ofice"; define it under sources:, or use anywhere, anywhere-ipv4, anywhere-ipv6, an IP or a CIDR (did you mean "office"?)`},
 		{"port-out-of-range", "version: 1\nallow:\n  - port: 70000\n    from: [anywhere]\n",
@@ -42,6 +42,12 @@ func TestParsePolicy_locatesEveryMistake(t *testing.T) {
 			`"sg-xyz" is not an aws security group id`},
 		{"bad-ownership", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\nownership: mine\n", `"mine" is not an ownership mode`},
 		{"empty", "", "the file is empty"},
+		{"second-document", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\n---\nfoo: bar\n", "test.yaml:5:1: the file holds a second YAML document"},
+		{"bad-cidr-inline", "version: 1\nallow:\n  - port: smtp\n    from: [10.0.0.0/33]\n", `test.yaml:4:12: allow[0].from[0]: "10.0.0.0/33" is not a valid CIDR`},
+		{"plus-sign-port", "version: 1\nallow:\n  - port: +25\n    from: [anywhere]\n", `"+25" is not a port`},
+		{"empty-source-in-allow", "version: 1\nsources:\n  x: []\nallow:\n  - port: smtp\n    from: [x]\n", "test.yaml:6:11: allow[0].from: every source named here is empty"},
+		{"empty-file-name", "version: 1\nsources:\n  x: {file: \"\"}\nallow:\n  - port: smtp\n    from: [anywhere]\n", "test.yaml:3:13: sources.x.file: expected the path of an address list"},
+		{"control-character-in-target-name", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\ntargets:\n  - name: \"a\\x1b[31m\"\n", "is not a usable target name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,6 +135,20 @@ func TestDefaultPolicy_isAnMXOnTheLocalFirewall(t *testing.T) {
 	}
 	if len(rules) != 6 || p.Targets[0].Type != "auto" {
 		t.Fatalf("default policy: %d rules on a %s target, want 6 on auto", len(rules), p.Targets[0].Type)
+	}
+}
+
+func TestLoadPolicy_endlessFileIsRefused(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	_, err := LoadPolicy("/dev/zero")
+	if err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+		t.Fatalf("err = %v, want a size error", err)
+	}
+	src := "version: 1\nsources:\n  z: {file: /dev/zero}\nallow:\n  - port: smtp\n    from: [z]\n"
+	if _, err := ParsePolicy("test.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), "test.yaml:3:13") {
+		t.Fatalf("err = %v, want a located size error", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -102,19 +103,33 @@ func DefaultPolicy() *Policy {
 
 // LoadPolicy reads and checks the policy file at path.
 func LoadPolicy(path string) (*Policy, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading policy: %w", err)
-	}
-	if st.Size() > MaxPolicySize {
-		return nil, fmt.Errorf("%s: %d bytes is larger than the %d MiB a policy may be",
-			path, st.Size(), MaxPolicySize>>20)
-	}
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
 	return ParsePolicy(path, data)
+}
+
+// readLimited reads a file of at most MaxPolicySize bytes. It reads
+// through a limit rather than trusting the size the file system reports,
+// which is 0 for /dev/zero or a pipe.
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("%s is a directory, not a file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxPolicySize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxPolicySize {
+		return nil, fmt.Errorf("%s is larger than %d MiB", path, MaxPolicySize>>20)
+	}
+	return data, nil
 }
 
 // PolicyError is one mistake in a policy file, located to its line and
