@@ -51,6 +51,13 @@ func newBatch(changes []plan.Change) (*batch, error) {
 			if err != nil {
 				return nil, fmt.Errorf("nothing changed: removing %s: %w", c.Rule, err)
 			}
+			if bt.adding(p, text) {
+				// A rule present in one configuration only, removed and
+				// added again: the add puts it into both, which is all
+				// the pair asks for.
+				bt.updates = append(bt.updates, c)
+				continue
+			}
 			s := step{c, p, text}
 			bt.removes[p] = append(bt.removes[p], s)
 			bt.all = append(bt.all, s)
@@ -63,6 +70,15 @@ func newBatch(changes []plan.Change) (*batch, error) {
 		}
 	}
 	return bt, nil
+}
+
+func (bt *batch) adding(policy, text string) bool {
+	for _, s := range bt.adds[policy] {
+		if s.text == text {
+			return true
+		}
+	}
+	return false
 }
 
 // calls renders one phase: one firewall-cmd call per policy.
@@ -81,8 +97,9 @@ func phaseCalls(permanent bool, op string, byPolicy map[string][]step) [][]strin
 	return calls
 }
 
-// Apply writes the changes into the mailfw policies, permanent first and
-// then runtime, adds before removes. The first apply, which has to create
+// Apply writes the changes into the mailfw policies, in the runtime and
+// permanent configurations at once, adds before removes, and reads the
+// policies back to check that every change took. The first apply, which has to create
 // the policies, reloads firewalld once and restores every runtime-only
 // entry the reload dropped; see [Backend.Notes].
 func (b *Backend) Apply(ctx context.Context, changes []plan.Change) ([]plan.Change, error) {
@@ -134,16 +151,15 @@ func contains(list []string, s string) bool {
 
 // applyDirect changes both configurations without a reload.
 func (b *Backend) applyDirect(ctx context.Context, bt *batch) ([]plan.Change, error) {
-	phases := []struct {
-		permanent bool
-		op        string
-		steps     map[string][]step
-	}{
-		{true, "add", bt.adds}, {false, "add", bt.adds},
-		{true, "remove", bt.removes}, {false, "remove", bt.removes},
-	}
-	for _, ph := range phases {
-		calls := phaseCalls(ph.permanent, ph.op, ph.steps)
+	// Both configurations and both policies change at once; a failure in
+	// one leaves a rule in one configuration only, which the next Read
+	// reports so that a rerun completes it.
+	for _, op := range []string{"add", "remove"} {
+		steps := bt.adds
+		if op == "remove" {
+			steps = bt.removes
+		}
+		calls := append(phaseCalls(true, op, steps), phaseCalls(false, op, steps)...)
 		if len(calls) == 0 {
 			continue
 		}

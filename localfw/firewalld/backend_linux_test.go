@@ -448,3 +448,34 @@ func TestApply_refusesFirstApplyOverRuntimeDirectRules(t *testing.T) {
 		t.Errorf("a refused apply created policies: %q", out)
 	}
 }
+
+// An apply that failed half-way, or a hand edit, leaves an owned rule in one
+// configuration only; the next apply brings both back in step.
+func TestApply_convergesFromRulesInOneConfigurationOnly(t *testing.T) {
+	fw, b := newTestBackend(t)
+	p := mustPolicy(t, packetPolicy)
+	planApply(t, b, p)
+	wanted := `rule family="ipv6" port port="25" protocol="tcp" accept`
+	stray := `rule family="ipv4" source address="198.51.100.9/32" port port="25" protocol="tcp" accept`
+	fw.Cmd("--permanent", "--policy="+AllowPolicy, "--remove-rich-rule="+wanted)
+	fw.Cmd("--permanent", "--policy="+AllowPolicy, "--add-rich-rule="+stray)
+
+	tp, err := plan.PlanTarget(context.Background(), p, target, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasFinding(tp, FindingRuntimePermanent) {
+		t.Errorf("no %s finding for the half-applied rules: %+v", FindingRuntimePermanent, tp.Findings)
+	}
+	done, err := b.Apply(context.Background(), tp.Changes)
+	if err != nil || len(done) != len(tp.Changes) {
+		t.Fatalf("Apply = %d of %d, %v", len(done), len(tp.Changes), err)
+	}
+	requireNoChanges(t, b, p)
+	if rt, perm := listing(t, fw, false), listing(t, fw, true); rt != perm {
+		t.Errorf("runtime and permanent still differ:\nruntime:\n%s\npermanent:\n%s", rt, perm)
+	}
+	if rules := fw.Cmd("--permanent", "--policy="+AllowPolicy, "--list-rich-rules"); !strings.Contains(rules, wanted) || strings.Contains(rules, stray) {
+		t.Errorf("permanent mailfw-allow after the repair:\n%s", rules)
+	}
+}

@@ -379,6 +379,19 @@ func (rd *reading) translate() *plan.State {
 func (rd *reading) ownedPolicy(h holder, b *block) ([]plan.Observed, []plan.Finding) {
 	var rules []plan.Observed
 	var findings []plan.Finding
+	var permRules []string
+	if pb := rd.permanent.Policies[h.name]; pb != nil {
+		permRules = pb.Fields["rich rules"]
+	}
+	for _, text := range permRules {
+		rr, err := parseRichRule(text)
+		if err != nil || contains(b.Fields["rich rules"], text) {
+			continue
+		}
+		if o, ok := ownedRule(h.name, rr); ok {
+			rules = append(rules, halfApplied(o, "permanent"))
+		}
+	}
 	for _, text := range b.Fields["rich rules"] {
 		rr, err := parseRichRule(text)
 		if err != nil {
@@ -388,6 +401,9 @@ func (rd *reading) ownedPolicy(h holder, b *block) ([]plan.Observed, []plan.Find
 		if o, ok := ownedRule(h.name, rr); ok {
 			o.Order = order(h.priority, innerOrder(0, o.Verdict))
 			o.Conditional = h.conditional
+			if !contains(permRules, text) {
+				o = halfApplied(o, "runtime")
+			}
 			rules = append(rules, o)
 			continue
 		}
@@ -645,4 +661,14 @@ func isBan(it item) bool {
 	}
 	rr, err := parseRichRule(it.Value)
 	return err == nil && (rr.Action == "reject" || rr.Action == "drop")
+}
+
+// halfApplied marks an owned rule found in one configuration only (an
+// apply that failed half-way, a hand edit). It is reported conditional, so
+// the plan removes it and, when the policy still wants it, adds it afresh;
+// Apply turns that pair into one add to both configurations.
+func halfApplied(o plan.Observed, only string) plan.Observed {
+	o.Conditional = true
+	o.Origin += " (" + only + " only)"
+	return o
 }
