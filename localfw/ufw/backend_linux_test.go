@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mailfw/mailfw/internal/golden"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -53,7 +54,7 @@ func TestApply_emptyFirewallMatchesGolden(t *testing.T) {
 		t.Errorf("first plan has %d changes, want 10 (2 smtp, 2 submission, 4 smtps, 2 deny)",
 			len(tp.Changes))
 	}
-	golden(t, "apply-mx.status-verbose.golden", f.statusVerbose())
+	golden.Check(t, "apply-mx.status-verbose.golden", f.statusVerbose())
 	f.wantNoChanges(b, mxPolicy)
 
 	noSMTP := strings.Replace(mxPolicy, "  - port: smtp\n    from: [anywhere]\n", "", 1)

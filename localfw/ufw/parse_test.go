@@ -2,6 +2,7 @@ package ufw
 
 import (
 	"fmt"
+	"github.com/mailfw/mailfw/internal/golden"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,7 +65,7 @@ func TestObserve_recordedVariety(t *testing.T) {
 			Tuples: tuples, Probs: probs})
 	}
 	sc, findings := c.observe()
-	golden(t, "observed-variety.golden", renderScope(sc, findings))
+	golden.Check(t, "observed-variety.golden", renderScope(sc, findings))
 }
 
 func TestObserve_badInput(t *testing.T) {
@@ -88,7 +89,7 @@ func TestObserve_badInput(t *testing.T) {
 		"Postfix": {{Proto: "tcp", From: 25, To: 25}}}}
 	c.Files = []fileRules{{Family: plan.IPv4, File: "/etc/ufw/user.rules", Tuples: tuples, Probs: probs}}
 	sc, findings := c.observe()
-	golden(t, "observed-bad-input.golden", renderScope(sc, findings))
+	golden.Check(t, "observed-bad-input.golden", renderScope(sc, findings))
 }
 
 func TestParseTuple(t *testing.T) {

@@ -2,17 +2,11 @@ package render
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/mailfw/mailfw/internal/golden"
 	"github.com/mailfw/mailfw/plan"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // samplePlan is a plan with every kind of change, an already granted rule
 // and findings, diffed from a policy and a state the way a run makes it.
@@ -57,27 +51,10 @@ targets:
 	return plan.NewFile(pol, []plan.TargetPlan{tp})
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./plan/render -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), string(got)); d != "" {
-		t.Errorf("%s (-want +got):\n%s", path, d)
-	}
-}
-
 func TestHuman_plan(t *testing.T) {
 	var b bytes.Buffer
 	Human{W: &b}.Plan(samplePlan(t))
-	golden(t, "plan.golden", b.Bytes())
+	golden.Check(t, "plan.golden", b.String())
 	if bytes.Contains(b.Bytes(), []byte("\x1b[")) {
 		t.Error("colour codes in output rendered without colour")
 	}
@@ -94,7 +71,7 @@ func TestHuman_colourOnlyWhenAsked(t *testing.T) {
 func TestHuman_noChanges(t *testing.T) {
 	var b bytes.Buffer
 	Human{W: &b}.Plan(plan.NewFile(plan.DefaultPolicy(), []plan.TargetPlan{{Name: "host", Type: "auto", Kind: "iptables (nf_tables)"}}))
-	golden(t, "no-changes.golden", b.Bytes())
+	golden.Check(t, "no-changes.golden", b.String())
 }
 
 func TestJSON_plan(t *testing.T) {
@@ -102,7 +79,7 @@ func TestJSON_plan(t *testing.T) {
 	if err := Plan(&b, samplePlan(t)); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "plan.json", b.Bytes())
+	golden.Check(t, "plan.json", b.String())
 }
 
 func TestAuditFormats(t *testing.T) {
@@ -110,11 +87,11 @@ func TestAuditFormats(t *testing.T) {
 	if err := SARIF(&b, samplePlan(t), "test"); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "audit.sarif", b.Bytes())
+	golden.Check(t, "audit.sarif", b.String())
 	b.Reset()
 	Markdown(&b, samplePlan(t))
-	golden(t, "audit.md", b.Bytes())
+	golden.Check(t, "audit.md", b.String())
 	b.Reset()
 	Human{W: &b}.Audit(samplePlan(t))
-	golden(t, "audit.golden", b.Bytes())
+	golden.Check(t, "audit.golden", b.String())
 }
