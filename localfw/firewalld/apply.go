@@ -33,6 +33,10 @@ type batch struct {
 func newBatch(changes []plan.Change) (*batch, error) {
 	bt := &batch{adds: map[string][]step{}, removes: map[string][]step{}}
 	for _, c := range changes {
+		if c.Scope != "" && c.Scope != ScopeID {
+			return nil, fmt.Errorf("nothing changed: change %s is for scope %q, not %q",
+				c.Rule, c.Scope, ScopeID)
+		}
 		switch c.Action {
 		case plan.Add:
 			text, err := renderRule(c.Rule)

@@ -89,6 +89,14 @@ func BenchmarkApply20Rules(b *testing.B) {
 		})
 	}
 
+	// The scale: what one firewall-cmd call costs on this machine now.
+	b.Run("one-firewall-cmd-call", func(b *testing.B) {
+		for b.Loop() {
+			fw.Cmd("--state")
+		}
+		b.ReportMetric(1, "calls/op")
+	})
+
 	b.Run("per-rule-firewall-cmd", func(b *testing.B) {
 		for b.Loop() {
 			for _, c := range adds {

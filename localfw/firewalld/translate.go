@@ -299,26 +299,40 @@ func canonicalSources(vals []string) (cidrs, other []string) {
 // translate builds the State from what Read gathered.
 func (rd *reading) translate() *plan.State {
 	st := &plan.State{Kind: "firewalld " + rd.version, IPv6: true}
-	sc := plan.Scope{ID: ScopeID,
+	sc := &plan.Scope{ID: ScopeID,
 		DenyOrder: order(DenyPriority, 3), AllowOrder: order(AllowPriority, 5)}
-	rt := rd.runtime
+	rd.zoneRules(st, sc)
+	rd.policyRules(st, sc)
+	sort.SliceStable(sc.Rules, func(i, j int) bool { return sc.Rules[i].Order < sc.Rules[j].Order })
+	st.Scopes = []plan.Scope{*sc}
+	st.Findings = append(st.Findings, rd.missingPolicyFindings()...)
+	st.Findings = append(st.Findings, rd.runtimePermanentFindings()...)
+	st.Extra = rd.extra()
+	return st
+}
 
-	var shadow []string
-	var zoneNames []string
-	for name := range rt.Zones {
-		zoneNames = append(zoneNames, name)
+// chosenZone is the zone whose interface traffic counts.
+func (rd *reading) chosenZone() string {
+	if rd.zone != "" {
+		return rd.zone
 	}
-	sort.Strings(zoneNames)
-	for _, name := range zoneNames {
-		srcs, _ := canonicalSources(rt.Zones[name].Fields["sources"])
+	return rd.defaultZone
+}
+
+// zoneRules adds the rules of the zones traffic can reach. A source-bound
+// zone's rules hold for its sources only; an interface zone's rules hold
+// unconditionally only for the chosen zone and only for sources that no
+// source-bound zone takes first.
+func (rd *reading) zoneRules(st *plan.State, sc *plan.Scope) {
+	names := sortedKeys(rd.runtime.Zones)
+	var shadow []string
+	for _, name := range names {
+		srcs, _ := canonicalSources(rd.runtime.Zones[name].Fields["sources"])
 		shadow = append(shadow, srcs...)
 	}
-	chosen := rd.zone
-	if chosen == "" {
-		chosen = rd.defaultZone
-	}
-	for _, name := range zoneNames {
-		b := rt.Zones[name]
+	chosen := rd.chosenZone()
+	for _, name := range names {
+		b := rd.runtime.Zones[name]
 		srcs, other := canonicalSources(b.Fields["sources"])
 		if len(srcs) > 0 || len(other) > 0 {
 			h := holder{kind: "zone", name: name, sources: append([]string{}, srcs...)}
@@ -338,14 +352,14 @@ func (rd *reading) translate() *plan.State {
 			sc.Rules = append(sc.Rules, rd.blockObserved(h, b)...)
 		}
 	}
+}
 
-	var polNames []string
-	for name := range rt.Policies {
-		polNames = append(polNames, name)
-	}
-	sort.Strings(polNames)
-	for _, name := range polNames {
-		b := rt.Policies[name]
+// policyRules adds the rules of the policies towards the host: mailfw's
+// own, and other tools' as fixed rules.
+func (rd *reading) policyRules(st *plan.State, sc *plan.Scope) {
+	chosen := rd.chosenZone()
+	for _, name := range sortedKeys(rd.runtime.Policies) {
+		b := rd.runtime.Policies[name]
 		if !slices.Contains(b.Fields["egress-zones"], "HOST") {
 			continue
 		}
@@ -366,12 +380,6 @@ func (rd *reading) translate() *plan.State {
 			sc.DenyOrder = order(h.priority, 3)
 		}
 	}
-	sort.SliceStable(sc.Rules, func(i, j int) bool { return sc.Rules[i].Order < sc.Rules[j].Order })
-	st.Scopes = []plan.Scope{sc}
-	st.Findings = append(st.Findings, rd.missingPolicyFindings()...)
-	st.Findings = append(st.Findings, rd.runtimePermanentFindings()...)
-	st.Extra = rd.extra()
-	return st
 }
 
 // ownedPolicy translates one mailfw policy: rules of mailfw's shape are
