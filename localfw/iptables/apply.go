@@ -343,6 +343,9 @@ func render(t *table, lines []string, keep []*entry) (input []byte, jump string)
 	if len(lines) > 0 && exists && slices.Equal(lines, current) && lay.settled() {
 		return nil, fmt.Sprintf("stays at %d", lay.jumps[0]+1)
 	}
+	if len(lines) == 0 && len(current) == 0 && len(lay.jumps)+len(lay.badJumps) == 0 && len(lay.refs) > 0 {
+		return nil, "none; the empty chain stays for the rules that jump to it"
+	}
 	var buf bytes.Buffer
 	buf.WriteString("*filter\n:" + Chain + " - [0:0]\n")
 	for _, l := range lines {
@@ -353,25 +356,31 @@ func render(t *table, lines []string, keep []*entry) (input []byte, jump string)
 	return buf.Bytes(), jump
 }
 
-// writeJump deletes the jumps that cannot stay and inserts the one that
-// should be, or, when the chain goes, deletes every jump and the chain.
-// Deletions name the rule, never its number. It returns what it did, for
-// the log.
+// writeJump deletes the jumps that cannot stay (every jump with matches of
+// its own, and mailfw's jump when it is misplaced or doubled) and inserts
+// the one that should be, or, when the chain goes, deletes every jump and
+// the chain. The chain stays, empty, while rules outside INPUT jump to it,
+// since the kernel refuses to delete a chain in use. Deletions name the
+// rule, never its number. It returns what it did, for the log.
 func writeJump(buf *bytes.Buffer, t *table, lay layout, teardown bool) string {
 	if !teardown && lay.settled() {
 		return fmt.Sprintf("stays at %d", lay.jumps[0]+1)
 	}
 	input := t.rules["INPUT"]
-	for _, i := range lay.jumps {
+	gone := slices.Sorted(slices.Values(slices.Concat(lay.jumps, lay.badJumps)))
+	for _, i := range gone {
 		buf.WriteString("-D INPUT " + input[i].spec() + "\n")
 	}
 	switch {
+	case teardown && len(lay.refs) > 0:
+		return fmt.Sprintf("removed; the empty chain stays for %d rule(s) outside INPUT that jump to it",
+			len(lay.refs))
 	case teardown:
 		buf.WriteString("-X " + Chain + "\n")
 		return "removed with the chain"
 	case lay.catchAll >= 0:
 		pos := lay.catchAll + 1
-		for _, i := range lay.jumps {
+		for _, i := range gone {
 			if i < lay.catchAll {
 				pos--
 			}

@@ -20,6 +20,8 @@ const (
 	FindingMixedModes      = "iptables-mixed-modes"
 	FindingChainNotReached = "iptables-chain-not-reached"
 	FindingForeignInChain  = "iptables-foreign-rule-in-chain"
+	FindingForeignJump     = "iptables-foreign-jump-to-chain"
+	FindingBanChainCloses  = "iptables-ban-chain-closes-port"
 )
 
 // Backend reads and writes the host's iptables and ip6tables filter tables.
@@ -146,7 +148,13 @@ func (b *Backend) Read(ctx context.Context) (*plan.State, error) {
 	var t6 *table
 	var err6 error
 	var wg sync.WaitGroup
-	if st.IPv6 {
+	switch {
+	case !st.IPv6:
+	case det != nil && det.v6 != nil:
+		if t6, err6 = parseSave(det.v6, plan.IPv6); err6 != nil {
+			err6 = fmt.Errorf("parsing ipv6 rules: %w", err6)
+		}
+	default:
 		wg.Go(func() { t6, err6 = b.save(ctx, m, plan.IPv6) })
 	}
 	var t4 *table
@@ -174,6 +182,15 @@ func (b *Backend) Read(ctx context.Context) (*plan.State, error) {
 	return st, nil
 }
 
+// countsOrZero is what detection counted, or nothing when the mode was
+// given or detected earlier.
+func (d *detection) countsOrZero() modeCounts {
+	if d == nil {
+		return modeCounts{}
+	}
+	return d.counts
+}
+
 // describeState fills st from the tables read.
 func describeState(st *plan.State, tables []*table, det *detection) {
 	views := make([]*view, len(tables))
@@ -193,10 +210,11 @@ func describeState(st *plan.State, tables []*table, det *detection) {
 	}
 	st.Scopes = []plan.Scope{sc}
 	st.Extra = strings.Join(extra, "; ")
-	if det != nil && det.counts.nft > 0 && det.counts.legacy > 0 {
+	if c := det.countsOrZero(); c.nft > 0 && c.legacy > 0 {
 		st.Findings = append(st.Findings, plan.Finding{ID: FindingMixedModes, Severity: plan.High,
-			Message: fmt.Sprintf("both iptables modes hold rules (%d nf_tables, %d legacy); the kernel applies both, "+
-				"and mailfw manages only %s", det.counts.nft, det.counts.legacy, det.mode)})
+			Message: fmt.Sprintf("both iptables modes hold rules (nf_tables: %d IPv4, %d IPv6; legacy: %d IPv4, "+
+				"%d IPv6); the kernel applies both, and mailfw manages only %s",
+				c.nft-c.nft6, c.nft6, c.legacy-c.legacy6, c.legacy6, det.mode)})
 	}
 }
 
@@ -205,13 +223,32 @@ func (v *view) findings() []plan.Finding {
 	var fs []plan.Finding
 	if len(v.entries) > 0 && !v.lay.inForce() {
 		fs = append(fs, plan.Finding{ID: FindingChainNotReached, Severity: plan.Medium, Scope: ScopeID,
-			Message: fmt.Sprintf("%s: no packet reaches the rules in %s (%s); the plan writes them again "+
-				"and apply puts the jump before the catch-all", v.t.family, Chain, v.lay.describe(v.t))})
+			Message: fmt.Sprintf("%s: the rules in %s do not take effect as mailfw means (%s); the plan writes "+
+				"them again and apply puts one plain jump after the last ban and before the catch-all",
+				v.t.family, Chain, v.lay.describe(v.t))})
 	}
 	if len(v.foreign) > 0 {
 		fs = append(fs, plan.Finding{ID: FindingForeignInChain, Severity: plan.Low, Scope: ScopeID,
 			Message: fmt.Sprintf("%s: %d rule(s) in %s lack the mailfw mark; mailfw keeps them, first in the chain",
 				v.t.family, len(v.foreign), Chain)})
+	}
+	if len(v.lay.refs) > 0 {
+		specs := make([]string, len(v.lay.refs))
+		for i, r := range v.lay.refs {
+			specs[i] = "-A " + r.chain + " " + r.spec()
+		}
+		fs = append(fs, plan.Finding{ID: FindingForeignJump, Severity: plan.Low, Scope: ScopeID,
+			Message: fmt.Sprintf("%s: rule(s) outside INPUT jump to %s (%s): mailfw's rules also decide that "+
+				"traffic, and the chain is kept, empty, when the policy has no rules", v.t.family, Chain,
+				strings.Join(specs, "; "))})
+	}
+	input := v.t.rules["INPUT"]
+	for _, i := range v.lay.blocked {
+		fs = append(fs, plan.Finding{ID: FindingBanChainCloses, Severity: plan.High, Scope: ScopeID,
+			Message: fmt.Sprintf("%s: INPUT rule %d (%s) jumps to %s, which bans some sources and then drops "+
+				"or rejects the rest; mailfw's jump stays after it so the bans hold, and its allows for the "+
+				"ports that chain closes have no effect until the chain ends in a RETURN instead",
+				v.t.family, i+1, input[i].spec(), input[i].target)})
 	}
 	return fs
 }

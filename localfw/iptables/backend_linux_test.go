@@ -420,59 +420,110 @@ targets:
 	h.converged(p)
 }
 
-// TestApply_failedIPv6WriteSaysWhatWasDone makes the IPv6 transaction fail
-// (another chain refers to mailfw's chain, so it cannot be deleted). The
-// legacy tools catch that in --test, so nothing is applied; iptables-nft
-// only fails on commit, after IPv4 was written. Either way the error and
-// the returned changes say exactly what happened, and a rerun converges.
+// racingRunner runs the backend's programs in h's namespace through a
+// script that plays another program: just before the first IPv6 commit
+// (a restore without --test) it adds "-A OTHER -j MAILFW-INPUT" with the
+// real ip6tables, after the backend read and validated the table.
+func racingRunner(t *testing.T, h *host) *execx.Runner {
+	t.Helper()
+	dir := t.TempDir()
+	mark, script := filepath.Join(dir, "raced"), filepath.Join(dir, "race.sh")
+	text := `#!/bin/sh
+case "$5" in
+ip6tables*-restore)
+	case " $* " in
+	*" --test "*) ;;
+	*) if [ ! -e ` + mark + ` ]; then
+		: > ` + mark + `
+		"$1" "$2" "$3" "$4" ` + h.cmd(plan.IPv6) + ` -A OTHER -j ` + Chain + `
+	fi ;;
+	esac ;;
+esac
+exec "$@"
+`
+	if err := os.WriteFile(script, []byte(text), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return execx.New(logger, execx.WithPrefix(append([]string{script}, h.ns.Prefix()...)...))
+}
+
+// TestApply_failedIPv6WriteSaysWhatWasDone makes the IPv6 commit fail
+// for real: between the read and the commit another program makes a rule
+// jump to mailfw's chain, so the kernel refuses to delete it. IPv4 is
+// written by then; the error and the returned changes say exactly what
+// happened, and a rerun, which now sees the rule, keeps the chain and
+// converges.
 func TestApply_failedIPv6WriteSaysWhatWasDone(t *testing.T) {
 	for _, m := range modes {
 		t.Run(string(m), func(t *testing.T) {
 			h := newHost(t, m, true)
 			h.apply(policy(t, mailPolicy))
 			h.ns.Run(h.cmd(plan.IPv6), "-N", "OTHER")
-			h.ns.Run(h.cmd(plan.IPv6), "-A", "OTHER", "-j", Chain)
-			before := map[plan.Family]string{}
-			for _, f := range families {
-				before[f] = h.save(f)
-			}
+			before6 := h.save(plan.IPv6)
 			tp := h.plan(policy(t, emptyPolicy))
-			done, err := h.b.Apply(context.Background(), tp.Changes)
+			racing := New(WithRunner(racingRunner(t, h)), WithMode(m))
+			done, err := racing.Apply(context.Background(), tp.Changes)
 			if err == nil {
-				t.Fatal("apply succeeded although IPv6 cannot be written")
+				t.Fatal("apply succeeded although the IPv6 chain could not be deleted")
 			}
-			v4 := 0
-			for _, c := range tp.Changes {
-				if c.Rule.Family == plan.IPv4 {
-					v4++
-				}
+			if !strings.Contains(err.Error(), "applied ipv4 (4 changes); not applied: ipv6 (4 changes)") {
+				t.Errorf("error %v does not say what was applied", err)
 			}
-			switch m {
-			case ModeLegacy:
-				if !strings.Contains(err.Error(), "nothing applied") || len(done) != 0 {
-					t.Errorf("got %d done and error %v; want none done and an error saying so", len(done), err)
-				}
-				if diff := cmp.Diff(before[plan.IPv4], h.save(plan.IPv4)); diff != "" {
-					t.Errorf("ipv4 changed by a refused apply (-before +after):\n%s", diff)
-				}
-			case ModeNFT:
-				if !strings.Contains(err.Error(), "applied ipv4 (4 changes); not applied: ipv6 (4 changes)") {
-					t.Errorf("error %v does not say what was applied", err)
-				}
-				if len(done) != v4 || slices.ContainsFunc(done, func(c plan.Change) bool { return c.Rule.Family != plan.IPv4 }) {
-					t.Errorf("done = %s, want the %d ipv4 changes", changeList(done), v4)
-				}
-				if strings.Contains(h.save(plan.IPv4), Chain) {
-					t.Error("ipv4 still has mailfw's chain")
-				}
+			if len(done) != 4 || slices.ContainsFunc(done, func(c plan.Change) bool { return c.Rule.Family != plan.IPv4 }) {
+				t.Errorf("done = %s, want the 4 ipv4 changes", changeList(done))
 			}
-			if diff := cmp.Diff(before[plan.IPv6], h.save(plan.IPv6)); diff != "" {
+			if strings.Contains(h.save(plan.IPv4), Chain) {
+				t.Error("ipv4 still has mailfw's chain")
+			}
+			after6 := strings.Replace(h.save(plan.IPv6), "-A OTHER -j "+Chain+"\n", "", 1)
+			if diff := cmp.Diff(before6, after6); diff != "" {
 				t.Errorf("ipv6 changed by a failed transaction (-before +after):\n%s", diff)
 			}
-			h.ns.Run(h.cmd(plan.IPv6), "-F", "OTHER")
 			h.apply(policy(t, emptyPolicy))
 			h.converged(policy(t, emptyPolicy))
 		})
+	}
+}
+
+// TestApply_chainAnotherRuleJumpsToIsKeptEmpty: when a rule outside INPUT
+// jumps to mailfw's chain, emptying the policy flushes the chain and
+// removes the jump from INPUT but keeps the chain, says so, and converges.
+func TestApply_chainAnotherRuleJumpsToIsKeptEmpty(t *testing.T) {
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			h := newHost(t, m, true)
+			h.apply(policy(t, mailPolicy))
+			for _, f := range families {
+				h.ns.Run(h.cmd(f), "-A", "FORWARD", "-j", Chain)
+			}
+			tp := h.apply(policy(t, emptyPolicy))
+			if !slices.ContainsFunc(tp.Findings, func(f plan.Finding) bool { return f.ID == FindingForeignJump }) {
+				t.Errorf("no %s finding in %+v", FindingForeignJump, tp.Findings)
+			}
+			for _, f := range families {
+				want := "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:" + Chain +
+					" - [0:0]\n-A FORWARD -j " + Chain + "\nCOMMIT\n"
+				if diff := cmp.Diff(want, h.save(f)); diff != "" {
+					t.Errorf("%s after emptying the policy (-want +got):\n%s", f, diff)
+				}
+			}
+			h.converged(policy(t, emptyPolicy))
+			h.apply(policy(t, mailPolicy))
+			h.converged(policy(t, mailPolicy))
+			for _, f := range families {
+				assertOneJump(t, h.save(f))
+			}
+		})
+	}
+}
+
+// assertOneJump checks INPUT has exactly mailfw's one plain jump.
+func assertOneJump(t *testing.T, listing string) {
+	t.Helper()
+	if n := strings.Count(listing, "-A INPUT -m comment --comment mailfw -j "+Chain+"\n"); n != 1 ||
+		strings.Count(listing, "-j "+Chain) != 2 {
+		t.Errorf("want one jump from INPUT and the FORWARD one:\n%s", listing)
 	}
 }
 
@@ -538,7 +589,23 @@ func TestApply_jumpGoesBeforeTheFirstCatchAll(t *testing.T) {
 		{"policy-drop-no-catch-all", "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n", 1},
 		{"catch-all-in-a-chain", ":LOGDROP - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -j LOGDROP\n" +
 			"-A LOGDROP -j LOG\n-A LOGDROP -j DROP\n", 1},
-		{"interface-drop-is-conditional", "-A INPUT -i eth9 -j DROP\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n", 2},
+		{"interface-drop-is-a-catch-all", "-A INPUT -i eth9 -j DROP\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n", 0},
+		{"state-new-reject-is-a-catch-all", "-A INPUT -m conntrack --ctstate NEW -j REJECT\n", 0},
+		{"syn-drop-is-a-catch-all", "-A INPUT -p tcp -m tcp --syn -j DROP\n", 0},
+		{"destination-drop-is-a-catch-all", "-A INPUT -d 192.0.2.1/32 -j DROP\n", 0},
+		{"invalid-drop-is-not", "-A INPUT -m conntrack --ctstate INVALID -j DROP\n-A INPUT -j DROP\n", 1},
+		{"not-syn-drop-is-not", "-A INPUT -p tcp -m tcp ! --syn -m state --state NEW -j DROP\n-A INPUT -j DROP\n", 1},
+		{"range-ban-stays-above", "-A INPUT -m iprange --src-range 198.51.100.1-198.51.100.9 -j DROP\n" +
+			"-A INPUT -i eth9 -j REJECT\n", 1},
+		{"ban-chain-stays-above", ":SMTP-IN - [0:0]\n-A INPUT -p tcp -m multiport --dports 25,465,587 -j SMTP-IN\n" +
+			"-A INPUT -j REJECT\n-A SMTP-IN -s 192.0.2.66/32 -j DROP\n-A SMTP-IN -s 10.0.0.0/8 -j ACCEPT\n" +
+			"-A SMTP-IN -j REJECT\n", 1},
+		{"jump-with-a-source-is-replaced", ":MAILFW-INPUT - [0:0]\n-A INPUT -s 192.0.2.1/32 -m comment --comment mailfw -j MAILFW-INPUT\n" +
+			"-A INPUT -j REJECT\n", 0},
+		{"jump-with-a-port-is-replaced", ":MAILFW-INPUT - [0:0]\n-A INPUT -j REJECT\n" +
+			"-A INPUT -p tcp -m tcp --dport 25 -m comment --comment mailfw -j MAILFW-INPUT\n", 0},
+		{"jump-above-a-ban-moves-below-it", ":MAILFW-INPUT - [0:0]\n-A INPUT -m comment --comment mailfw -j MAILFW-INPUT\n" +
+			"-A INPUT -s 198.51.100.9/32 -j DROP\n-A INPUT -j DROP\n", 1},
 		{"udp-reject-is-not-mail", "-A INPUT -p udp -j REJECT\n-A INPUT -j REJECT\n", 1},
 		{"mail-port-drop", "-A INPUT -p tcp -m tcp --dport 80 -j DROP\n-A INPUT -p tcp -m multiport --dports 25,587 -j DROP\n", 1},
 		{"source-ban-stays-above", "-A INPUT -s 198.51.100.9/32 -j DROP\n-A INPUT -j DROP\n", 1},

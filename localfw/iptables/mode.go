@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/mailfw/mailfw/internal/execx"
 	"github.com/mailfw/mailfw/plan"
@@ -63,10 +64,11 @@ func defaultMode(r *execx.Runner) Mode {
 	return ModeNFT
 }
 
-// modeCounts is what detection saw: the rules each mode holds, or the
-// error reading them.
+// modeCounts is what detection saw: the rules each mode holds in both
+// families (nft6 and legacy6 of them IPv6), or the error reading IPv4.
 type modeCounts struct {
 	nft, legacy       int
+	nft6, legacy6     int
 	nftErr, legacyErr error
 }
 
@@ -97,11 +99,12 @@ type detection struct {
 	mode   Mode
 	reason string
 	counts modeCounts
-	// v4 is the IPv4 iptables-save output of the chosen mode, all tables.
-	v4 []byte
+	// v4 and v6 are the iptables-save and ip6tables-save output of the
+	// chosen mode, all tables; nil when not read.
+	v4, v6 []byte
 }
 
-// detect reads the IPv4 rules of both modes and picks one.
+// detect reads the rules of both modes, both families, and picks one.
 func detect(ctx context.Context, r *execx.Runner) (detection, error) {
 	if !hasMode(r, ModeNFT) && !hasMode(r, ModeLegacy) {
 		if !r.Has("iptables-save") {
@@ -118,29 +121,61 @@ func detect(ctx context.Context, r *execx.Runner) (detection, error) {
 		return detection{mode: m, reason: "only iptables-save is installed", v4: out}, nil
 	}
 	var c modeCounts
-	var nftOut, legacyOut []byte
 	c.nftErr, c.legacyErr = errMissing, errMissing
+	var nft, legacy modeRead
+	var wg sync.WaitGroup
 	if hasMode(r, ModeNFT) {
-		nftOut, c.nftErr = r.Run(ctx, nil, "iptables-nft-save")
-		c.nft = countRules(nftOut)
+		wg.Go(func() { nft = readMode(ctx, r, ModeNFT) })
 	}
 	if hasMode(r, ModeLegacy) {
-		legacyOut, c.legacyErr = r.Run(ctx, nil, "iptables-legacy-save")
-		c.legacy = countRules(legacyOut)
+		wg.Go(func() { legacy = readMode(ctx, r, ModeLegacy) })
+	}
+	wg.Wait()
+	if hasMode(r, ModeNFT) {
+		c.nftErr, c.nft6 = nft.err, countRules(nft.v6)
+		c.nft = countRules(nft.v4) + c.nft6
+	}
+	if hasMode(r, ModeLegacy) {
+		c.legacyErr, c.legacy6 = legacy.err, countRules(legacy.v6)
+		c.legacy = countRules(legacy.v4) + c.legacy6
 	}
 	if c.nftErr != nil && c.legacyErr != nil {
 		return detection{}, fmt.Errorf("reading iptables rules: %w", c.nftErr)
 	}
 	d := detection{counts: c}
 	d.mode, d.reason = pickMode(c, defaultMode(r))
-	d.v4 = nftOut
+	chosen := nft
 	if d.mode == ModeLegacy {
-		d.v4 = legacyOut
+		chosen = legacy
 	}
-	if (d.mode == ModeNFT && c.nftErr != nil) || (d.mode == ModeLegacy && c.legacyErr != nil) {
-		d.v4 = nil
+	if chosen.err == nil {
+		d.v4, d.v6 = chosen.v4, chosen.v6
 	}
 	return d, nil
+}
+
+// modeRead is the output of one mode's save programs. IPv6 that cannot
+// be read (no ip6tables of that mode, no IPv6 in the kernel) counts as
+// no rules.
+type modeRead struct {
+	v4, v6 []byte
+	err    error
+}
+
+func readMode(ctx context.Context, r *execx.Runner, m Mode) modeRead {
+	var out modeRead
+	var wg sync.WaitGroup
+	if name := "ip6tables" + m.suffix() + "-save"; r.Has(name) {
+		wg.Go(func() {
+			v6, err := r.Run(ctx, nil, name)
+			if err == nil {
+				out.v6 = v6
+			}
+		})
+	}
+	out.v4, out.err = r.Run(ctx, nil, "iptables"+m.suffix()+"-save")
+	wg.Wait()
+	return out
 }
 
 var errMissing = errors.New("not installed")
@@ -155,7 +190,7 @@ func firstLine(b []byte) string {
 
 // Probe reports whether iptables is usable and holds rules, and which mode
 // holds them. active is true when the chosen mode has at least one rule in
-// any table. It runs only iptables-save, so it changes nothing. Rules that
+// any table of either family. It runs only iptables-save, so it changes nothing. Rules that
 // cannot be read (not root, no kernel support) make it inactive, with the
 // reason in detail, so that detection can still pick another firewall; err
 // is only for a cancelled ctx.
@@ -170,6 +205,6 @@ func Probe(ctx context.Context, r *execx.Runner) (active bool, detail string, er
 	if err != nil {
 		return false, err.Error(), nil
 	}
-	n := countRules(d.v4)
-	return n > 0, fmt.Sprintf("%s: %d IPv4 rules (%s)", d.mode.Kind(), n, d.reason), nil
+	n4, n6 := countRules(d.v4), countRules(d.v6)
+	return n4+n6 > 0, fmt.Sprintf("%s: %d IPv4 rules, %d IPv6 rules (%s)", d.mode.Kind(), n4, n6, d.reason), nil
 }

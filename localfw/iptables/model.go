@@ -1,7 +1,9 @@
 package iptables
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -148,61 +150,134 @@ func (t *table) ownForm(r *rule, desc string) (plan.Rule, string) {
 	return plan.Rule{}, ""
 }
 
-// isCatchAll reports whether r, a rule of INPUT, ends evaluation with a
-// drop or reject for every source on one of the ports: a catch-all. A jump
-// to a chain that itself ends in such a rule is one too.
-func (t *table) isCatchAll(r *rule, ports []int, depth int) bool {
-	if r.loopback || r.conditional() || r.m.src != "" || depth > 8 {
+// isJump reports whether r is mailfw's own jump: "-j MAILFW-INPUT" with no
+// match but, at most, a comment. Any other rule that jumps to the chain
+// (with a source, a port, an interface, or a goto) is not.
+func (r *rule) isJump() bool {
+	if r.target != Chain || r.isGoto {
 		return false
 	}
-	covers := false
-	for _, p := range ports {
-		covers = covers || r.m.coversPort(p)
+	rest := r.args
+	if len(rest) >= 4 && rest[0] == "-m" && rest[1] == "comment" && rest[2] == "--comment" {
+		rest = rest[4:]
 	}
-	if !covers {
-		return false
+	return len(rest) == 2 && rest[0] == "-j"
+}
+
+// verdictOn is what a rule, or a jump and the chain behind it, does to new
+// TCP connections to the ports the placement looks at.
+type verdictOn struct {
+	// ban: some sources, not all, are dropped or rejected (a fail2ban
+	// chain, "-s X -j DROP", an ipset, a connection limit).
+	ban bool
+	// catchAll: every source is dropped or rejected, perhaps only on some
+	// interface, destination, state or TCP flags: a packet that gets past
+	// it has no chance to reach a later allow.
+	catchAll bool
+}
+
+// judge says what r, reached with the combined matches m and through jumps
+// that select every source when anySrc, does to new TCP connections to
+// ports. A jump's verdict is that of the rules of its chain up to its
+// catch-all or an unconditional RETURN.
+func (t *table) judge(r *rule, m match, anySrc bool, ports []int, depth int) verdictOn {
+	if r.loopback || r.noNew || depth > 8 || !m.coversAny(ports) {
+		return verdictOn{}
 	}
+	anySrc = anySrc && r.anySource()
 	switch r.target {
 	case "DROP", "REJECT":
-		return true
+		return verdictOn{ban: !anySrc, catchAll: anySrc}
 	case Chain, "", "ACCEPT", "RETURN":
-		return false
+		return verdictOn{}
 	}
+	if !t.chains[r.target] || t.policies[r.target] != "" {
+		return verdictOn{} // a target such as LOG or MARK
+	}
+	var v verdictOn
 	for _, in := range t.rules[r.target] {
-		if in.target == "RETURN" && !in.conditional() && in.m.isAny() {
-			return false
+		if in.target == "RETURN" && !in.noNew && !in.loopback && !in.conditional() && in.m.isAny() {
+			return v
 		}
-		if t.isCatchAll(in, ports, depth+1) {
-			return true
+		im, ok := combine(m, in.m)
+		if !ok {
+			continue
+		}
+		iv := t.judge(in, im, anySrc, ports, depth+1)
+		v.ban = v.ban || iv.ban
+		if iv.catchAll {
+			v.catchAll = true
+			return v
 		}
 	}
-	return false
+	return v
 }
 
 // layout is where mailfw's jump stands in INPUT and where it should.
 type layout struct {
-	jumps    []int // indexes in INPUT of jumps to MAILFW-INPUT
+	jumps    []int // indexes in INPUT of mailfw's jumps
+	badJumps []int // indexes in INPUT of other rules that jump to MAILFW-INPUT
+	// floor is the lowest index the jump may have: just after the last ban
+	// before the catch-all, so that every ban is evaluated first.
+	floor    int
 	catchAll int   // index in INPUT of the first catch-all, -1 if none
+	blocked  []int // bans before the catch-all that end in a catch-all themselves
+	// refs are the rules outside INPUT that jump to MAILFW-INPUT.
+	refs []*rule
 }
 
 func (t *table) layout(ports []int) layout {
 	l := layout{catchAll: -1}
 	for i, r := range t.rules["INPUT"] {
-		if r.target == Chain {
+		switch {
+		case r.isJump():
 			l.jumps = append(l.jumps, i)
 			continue
+		case r.target == Chain:
+			l.badJumps = append(l.badJumps, i)
+			continue
+		case l.catchAll >= 0:
+			continue
 		}
-		if l.catchAll < 0 && t.isCatchAll(r, ports, 0) {
+		v := t.judge(r, r.m, true, ports, 0)
+		switch {
+		case v.ban:
+			// A chain that bans some sources and then closes the port for
+			// everyone keeps its bans only if mailfw's jump comes after it,
+			// where mailfw's allows are dead: that is reported, not bypassed.
+			l.floor = i + 1
+			if v.catchAll {
+				l.blocked = append(l.blocked, i)
+			}
+		case v.catchAll:
 			l.catchAll = i
 		}
 	}
+	for name, rs := range t.rules {
+		if name == "INPUT" {
+			continue
+		}
+		for _, r := range rs {
+			if r.target == Chain {
+				l.refs = append(l.refs, r)
+			}
+		}
+	}
+	slices.SortFunc(l.refs, func(a, b *rule) int {
+		return cmp.Or(strings.Compare(a.chain, b.chain), a.idx-b.idx)
+	})
 	return l
 }
 
-// inForce reports whether a packet can reach MAILFW-INPUT: some jump comes
-// before the catch-all.
+// inForce reports whether new connections reach MAILFW-INPUT the way
+// mailfw means: through its own jump, placed after every ban and before
+// the catch-all, and through no other jump.
 func (l layout) inForce() bool {
-	return len(l.jumps) > 0 && (l.catchAll < 0 || l.jumps[0] < l.catchAll)
+	if len(l.jumps) == 0 || len(l.badJumps) > 0 {
+		return false
+	}
+	j := l.jumps[0]
+	return j >= l.floor && (l.catchAll < 0 || j < l.catchAll)
 }
 
 // settled reports whether the jump can stay as it is: exactly one, in force.
@@ -212,10 +287,16 @@ func (l layout) settled() bool { return len(l.jumps) == 1 && l.inForce() }
 func (l layout) describe(t *table) string {
 	var jump string
 	switch {
+	case len(l.jumps) == 0 && len(l.badJumps) > 0:
+		jump = fmt.Sprintf("only a jump with extra matches at %d", l.badJumps[0]+1)
 	case len(l.jumps) == 0:
 		jump = "no jump"
 	case l.settled():
 		jump = fmt.Sprintf("jump at %d", l.jumps[0]+1)
+	case len(l.badJumps) > 0:
+		jump = fmt.Sprintf("jump at %d and a jump with extra matches at %d", l.jumps[0]+1, l.badJumps[0]+1)
+	case l.jumps[0] < l.floor:
+		jump = fmt.Sprintf("jump at %d above the ban at %d", l.jumps[0]+1, l.floor)
 	case !l.inForce():
 		jump = fmt.Sprintf("jump at %d after the catch-all", l.jumps[0]+1)
 	default:

@@ -1,6 +1,8 @@
 package iptables
 
 import (
+	"strings"
+
 	"github.com/mailfw/mailfw/plan"
 )
 
@@ -97,6 +99,9 @@ type walker struct {
 
 // top handles one INPUT rule at the given order.
 func (w *walker) top(r *rule, order int) {
+	if r.noNew {
+		return
+	}
 	if w.isChain(r.target) {
 		c := 0
 		w.walk(r.target, r.m, r.conditional(), order, &c, 0)
@@ -118,13 +123,13 @@ func (w *walker) walk(chain string, outer match, cond bool, base int, k *int, de
 	for _, r := range w.v.t.rules[chain] {
 		*k++
 		order := base + *k
-		if r.loopback {
-			continue
-		}
 		if e := w.v.byNative[r]; e != nil && chain == Chain {
 			if r == e.native[len(e.native)-1] {
 				w.emitOwned(e, cond, order)
 			}
+			continue
+		}
+		if r.loopback || r.noNew {
 			continue
 		}
 		m, ok := combine(outer, r.m)
@@ -148,7 +153,8 @@ func (w *walker) walk(chain string, outer match, cond bool, base int, k *int, de
 }
 
 // emit adds the Observed rules a rule with verdict stands for, one per
-// port range.
+// port range. Rules that never see a new connection, rules whose source
+// mailfw cannot express, and protocols other than TCP and UDP are left out.
 func (w *walker) emit(r *rule, m match, cond bool, order int, origin string) int {
 	var verdict plan.Verdict
 	switch r.target {
@@ -159,21 +165,16 @@ func (w *walker) emit(r *rule, m match, cond bool, order int, origin string) int
 	default:
 		return 0
 	}
-	proto := m.proto
-	switch proto {
-	case "", "all":
-		proto = "all"
-	case "tcp", "udp":
-	default:
+	if r.noNew || m.srcOther {
+		return 0
+	}
+	proto, ports, ok := observedPorts(m)
+	if !ok {
 		return 0
 	}
 	src := m.src
 	if src == "" {
 		src = plan.World(w.v.t.family)
-	}
-	ports := m.ports
-	if ports == nil || proto == "all" {
-		ports = []portRange{{1, 65535}}
 	}
 	for _, p := range ports {
 		w.out = append(w.out, plan.Observed{
@@ -186,12 +187,30 @@ func (w *walker) emit(r *rule, m match, cond bool, order int, origin string) int
 	return len(ports)
 }
 
+// observedPorts is the protocol and port ranges m stands for in Observed
+// rules; ok is false for protocols other than TCP, UDP and all.
+func observedPorts(m match) (proto string, ports []portRange, ok bool) {
+	proto = m.proto
+	switch proto {
+	case "", "all":
+		proto = "all"
+	case "tcp", "udp":
+	default:
+		return "", nil, false
+	}
+	ports = m.ports
+	if ports == nil || proto == "all" {
+		ports = []portRange{{1, 65535}}
+	}
+	return proto, ports, true
+}
+
 // emitOwned adds the Observed rule for one of mailfw's entries. An entry
 // not in mailfw's own form is reported conditional, so the diff replaces it.
 func (w *walker) emitOwned(e *entry, cond bool, order int) {
 	origin := "chain " + Chain
 	if cond {
-		origin += " (not reached from INPUT)"
+		origin += " (not reached from INPUT as mailfw means)"
 	}
 	if e.ok {
 		w.out = append(w.out, plan.Observed{
@@ -202,16 +221,38 @@ func (w *walker) emitOwned(e *entry, cond bool, order int) {
 		})
 		return
 	}
+	w.emitForeignForm(e, order, origin)
+}
+
+// emitForeignForm reports a marked rule mailfw did not write in its own
+// form as what it is: its protocol, ports and source, and its verdict or,
+// for a target that decides nothing (LOG), the target's name, so the plan
+// can remove it without calling it a deny.
+func (w *walker) emitForeignForm(e *entry, order int, origin string) {
 	r := e.native[len(e.native)-1]
 	desc, _ := parseMark(r.comment)
-	first := len(w.out)
-	if w.emit(r, r.m, true, order, origin) == 0 {
-		w.out = append(w.out, plan.Observed{Family: w.v.t.family, Protocol: "all",
-			PortFrom: 1, PortTo: 65535, Source: plan.World(w.v.t.family), Verdict: plan.Deny,
-			Order: order, Origin: origin})
+	proto, ports, ok := observedPorts(r.m)
+	if !ok {
+		proto, ports = "all", []portRange{{1, 65535}}
 	}
-	for i := first; i < len(w.out); i++ {
-		o := &w.out[i]
-		o.ID, o.Owned, o.Fixed, o.Conditional, o.Description = e.id, true, false, true, desc
+	src := r.m.src
+	if src == "" {
+		src = plan.World(w.v.t.family)
+	}
+	var verdict plan.Verdict
+	switch r.target {
+	case "ACCEPT":
+		verdict = plan.Allow
+	case "DROP", "REJECT":
+		verdict = plan.Deny
+	case "":
+		verdict = "count"
+	default:
+		verdict = plan.Verdict(strings.ToLower(r.target))
+	}
+	for _, p := range ports {
+		w.out = append(w.out, plan.Observed{ID: e.id, Family: w.v.t.family, Protocol: proto,
+			PortFrom: p.from, PortTo: p.to, Source: src, Verdict: verdict, Owned: true,
+			Description: desc, Order: order, Conditional: true, Origin: origin})
 	}
 }

@@ -184,10 +184,32 @@ type portRange struct{ from, to int }
 type match struct {
 	src      string // canonical CIDR; "" for any source
 	srcNeg   bool
+	srcOther bool   // the source is restricted in a way mailfw cannot express
 	proto    string // "" for any protocol
 	protoNeg bool
 	ports    []portRange // nil for every port
 	portsNeg bool
+}
+
+// condKind sorts the matches mailfw does not model by what they mean for
+// the jump's placement.
+type condKind int
+
+const (
+	// condSelector selects packets by something every source can send: an
+	// interface, a destination, a conntrack state, TCP flags.
+	condSelector condKind = iota
+	// condSource restricts the source in a way mailfw cannot express: an
+	// ipset, an address range, a recent list, a MAC address.
+	condSource
+	// condOther is anything else: a rate, a payload match, an unknown module.
+	condOther
+)
+
+// cond is one match mailfw does not model.
+type cond struct {
+	kind condKind
+	text string
 }
 
 // rule is one iptables rule and what mailfw makes of it.
@@ -206,8 +228,12 @@ type rule struct {
 	hasComment bool
 	connlimit  int // --connlimit-above N, 0 when absent
 	limitMask  int
-	loopback   bool     // -i lo: traffic from the host itself
-	unmodelled []string // matches mailfw does not model
+	loopback   bool   // -i lo: traffic from the host itself
+	conds      []cond // matches mailfw does not model
+	// noNew is true when the rule can never match the first packet of a
+	// new TCP connection (a conntrack state without NEW, TCP flags a SYN
+	// does not have): it neither opens nor closes a mail port.
+	noNew bool
 }
 
 // conditional reports whether the rule matches only some of the packets
@@ -216,7 +242,28 @@ type rule struct {
 func (r *rule) conditional() bool { return r.unmodelledMatches() || r.connlimit > 0 }
 
 func (r *rule) unmodelledMatches() bool {
-	return len(r.unmodelled) > 0 || r.m.srcNeg || r.m.protoNeg || r.m.portsNeg
+	return len(r.conds) > 0 || r.m.srcNeg || r.m.protoNeg || r.m.portsNeg || r.m.srcOther
+}
+
+// anySource reports whether every source can match r: it has no source
+// restriction, no connection limit and no matches other than selectors.
+func (r *rule) anySource() bool {
+	if r.m.src != "" || r.m.srcNeg || r.m.srcOther || r.connlimit > 0 || r.loopback {
+		return false
+	}
+	for _, c := range r.conds {
+		if c.kind != condSelector {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *rule) addCond(k condKind, text string) {
+	r.conds = append(r.conds, cond{kind: k, text: text})
+	if k == condSource {
+		r.m.srcOther = true
+	}
 }
 
 // spec is the rule as iptables-restore takes it after "-A CHAIN".
@@ -227,16 +274,32 @@ func (r *rule) spec() string {
 	return r.specText
 }
 
-// modelledMatches are the -m modules whose options mailfw understands.
-var modelledMatches = map[string]bool{
+// optionModules are the -m modules whose options parseRule reads one by
+// one; any other module is one condition of the kind moduleKinds gives
+// (condOther when not listed).
+var optionModules = map[string]bool{
 	"tcp": true, "udp": true, "multiport": true, "comment": true, "connlimit": true,
+	"conntrack": true, "state": true, "set": true, "iprange": true, "addrtype": true, "geoip": true,
+}
+
+var moduleKinds = map[string]condKind{
+	"pkttype": condSelector, "physdev": condSelector, "recent": condSource, "mac": condSource,
+}
+
+// optionKinds are the module options that select by source or by
+// something every source can send; other options are condOther.
+var optionKinds = map[string]condKind{
+	"--src-range": condSource, "--src-type": condSource, "--src-cc": condSource,
+	"--source-country": condSource, "--ctorigsrc": condSource, "--ctreplsrc": condSource,
+	"--dst-range": condSelector, "--dst-type": condSelector, "--dst-cc": condSelector,
+	"--destination-country": condSelector, "--limit-iface-in": condSelector,
 }
 
 // parseRule interprets the words of one rule. It never fails: what it does
 // not understand makes the rule conditional.
 func parseRule(chain string, args []string) *rule {
 	r := &rule{chain: chain, args: args}
-	neg := false
+	neg, mod := false, ""
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "!" {
@@ -259,11 +322,17 @@ func parseRule(chain string, args []string) *rule {
 			if v := next(); v == "lo" && !neg {
 				r.loopback = true
 			} else {
-				r.unmodelled = append(r.unmodelled, "-i "+v)
+				r.addCond(condSelector, negText(neg, "-i "+v))
 			}
+		case "-d", "--destination":
+			r.addCond(condSelector, negText(neg, "-d "+next()))
 		case "-m", "--match":
-			if mod := next(); !modelledMatches[mod] {
-				r.unmodelled = append(r.unmodelled, "-m "+mod)
+			if mod = next(); !optionModules[mod] {
+				k, ok := moduleKinds[mod]
+				if !ok {
+					k = condOther
+				}
+				r.addCond(k, "-m "+mod)
 			}
 		case "--dport", "--destination-port", "--dports", "--destination-ports":
 			r.setPorts(next(), neg)
@@ -281,21 +350,119 @@ func parseRule(chain string, args []string) *rule {
 		default:
 			// A core option or a match option mailfw does not model; its
 			// arguments, if any, are the words up to the next option.
-			r.unmodelled = append(r.unmodelled, a)
+			var vals []string
 			for i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") && args[i+1] != "!" {
 				i++
+				vals = append(vals, args[i])
 			}
+			r.option(mod, a, vals, neg)
 		}
 		neg = false
 	}
 	return r
 }
 
+func negText(neg bool, s string) string {
+	if neg {
+		return "! " + s
+	}
+	return s
+}
+
+// option records a match option mailfw does not model as a condition.
+func (r *rule) option(mod, opt string, vals []string, neg bool) {
+	text := negText(neg, strings.Join(append([]string{opt}, vals...), " "))
+	switch {
+	case mod != "" && !optionModules[mod]:
+		// The module itself is the condition, recorded at -m.
+	case opt == "--ctstate" || opt == "--state":
+		r.setStates(vals, neg, text)
+	case opt == "--syn":
+		r.setFlags("FIN,SYN,RST,ACK", "SYN", neg, text)
+	case opt == "--tcp-flags" && len(vals) == 2:
+		r.setFlags(vals[0], vals[1], neg, text)
+	case opt == "--match-set" && len(vals) == 2 && !strings.HasPrefix(vals[1], "src"):
+		r.addCond(condSelector, text)
+	case opt == "--match-set":
+		r.addCond(condSource, text)
+	default:
+		k, ok := optionKinds[opt]
+		if !ok {
+			k = condOther
+		}
+		r.addCond(k, text)
+	}
+}
+
+// setStates reads a conntrack state list. A state match that lets NEW
+// through is no condition on new connections; one that lets neither NEW
+// nor UNTRACKED through means the rule never sees a new connection.
+func (r *rule) setStates(vals []string, neg bool, text string) {
+	states := map[string]bool{}
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			states[strings.ToUpper(s)] = true
+		}
+	}
+	isNew, untracked := states["NEW"] != neg, states["UNTRACKED"] != neg
+	switch {
+	case isNew:
+	case untracked:
+		r.addCond(condSelector, text)
+	default:
+		r.noNew = true
+		r.addCond(condSelector, text)
+	}
+}
+
+// tcpFlagBits are the TCP flags by the names iptables uses.
+var tcpFlagBits = map[string]int{"FIN": 1, "SYN": 2, "RST": 4, "PSH": 8, "ACK": 16, "URG": 32,
+	"ECE": 64, "CWR": 128, "ALL": 255, "NONE": 0}
+
+func flagBits(s string) (int, bool) {
+	bits := 0
+	for _, f := range strings.Split(s, ",") {
+		b, ok := tcpFlagBits[strings.ToUpper(f)]
+		if !ok {
+			return 0, false
+		}
+		bits |= b
+	}
+	return bits, true
+}
+
+// setFlags reads "--tcp-flags mask comp": a condition, and the rule never
+// sees a new connection when a bare SYN does not match it.
+func (r *rule) setFlags(maskS, compS string, neg bool, text string) {
+	r.addCond(condSelector, text)
+	mask, ok1 := flagBits(maskS)
+	comp, ok2 := flagBits(compS)
+	if !ok1 || !ok2 {
+		return
+	}
+	const syn = 2
+	if (mask&syn == comp) == neg {
+		r.noNew = true
+	}
+}
+
+// setSource reads -s. A source plan.CanonicalSource refuses but netip
+// reads (an IPv4-mapped IPv6 prefix) is kept as netip prints it; one
+// nothing reads restricts the source in an unknown way, and never becomes
+// "anywhere".
 func (r *rule) setSource(v string, neg bool) {
 	canon, fam, err := plan.CanonicalSource(v)
 	if err != nil || fam == plan.FamilyAny {
-		r.unmodelled = append(r.unmodelled, "-s "+v)
-		return
+		p, perr := netip.ParsePrefix(v)
+		if perr != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil || a.Zone() != "" {
+				r.addCond(condSource, negText(neg, "-s "+v))
+				return
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		canon = p.Masked().String()
 	}
 	if canon != "0.0.0.0/0" && canon != "::/0" {
 		r.m.src = canon
@@ -306,7 +473,7 @@ func (r *rule) setSource(v string, neg bool) {
 func (r *rule) setPorts(v string, neg bool) {
 	ports, err := parsePorts(v)
 	if err != nil {
-		r.unmodelled = append(r.unmodelled, "--dport "+v)
+		r.addCond(condOther, negText(neg, "--dport "+v))
 		return
 	}
 	r.m.ports, r.m.portsNeg = ports, neg
@@ -353,8 +520,8 @@ func parsePorts(v string) ([]portRange, error) {
 // combine is what a packet must match to pass both a and b (a jump and a
 // rule in the chain it jumps to). ok is false when no packet can.
 func combine(a, b match) (match, bool) {
-	out := match{srcNeg: a.srcNeg || b.srcNeg, protoNeg: a.protoNeg || b.protoNeg,
-		portsNeg: a.portsNeg || b.portsNeg}
+	out := match{srcNeg: a.srcNeg || b.srcNeg, srcOther: a.srcOther || b.srcOther,
+		protoNeg: a.protoNeg || b.protoNeg, portsNeg: a.portsNeg || b.portsNeg}
 	switch {
 	case a.src == "":
 		out.src = b.src
@@ -396,19 +563,30 @@ func combine(a, b match) (match, bool) {
 // isAny reports whether m matches every packet.
 func (m match) isAny() bool {
 	return m.src == "" && (m.proto == "" || m.proto == "all") && m.ports == nil &&
-		!m.srcNeg && !m.protoNeg && !m.portsNeg
+		!m.srcNeg && !m.srcOther && !m.protoNeg && !m.portsNeg
 }
 
-// coversPort reports whether m can match TCP traffic to port p.
+// coversPort reports whether m can match TCP traffic to port p, negations
+// included.
 func (m match) coversPort(p int) bool {
-	if m.proto != "" && m.proto != "all" && m.proto != "tcp" && m.proto != "6" {
+	isTCP := m.proto == "" || m.proto == "all" || m.proto == "tcp" || m.proto == "6"
+	if isTCP == m.protoNeg {
 		return false
 	}
 	if m.ports == nil {
-		return true
+		return !m.portsNeg
 	}
+	in := false
 	for _, r := range m.ports {
-		if r.from <= p && p <= r.to {
+		in = in || (r.from <= p && p <= r.to)
+	}
+	return in != m.portsNeg
+}
+
+// coversAny reports whether m can match TCP traffic to one of ports.
+func (m match) coversAny(ports []int) bool {
+	for _, p := range ports {
+		if m.coversPort(p) {
 			return true
 		}
 	}

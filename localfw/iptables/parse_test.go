@@ -129,7 +129,7 @@ func TestParseRule_modelsWhatMailfwUnderstands(t *testing.T) {
 			got := fmt.Sprint(r.m.src, r.m.proto, r.m.ports, r.target, r.conditional(), r.loopback)
 			want := fmt.Sprint(tt.src, tt.proto, tt.ports, tt.target, tt.cond, tt.loopback)
 			if got != want {
-				t.Errorf("got %s, want %s (unmodelled %v)", got, want, r.unmodelled)
+				t.Errorf("got %s, want %s (unmodelled %v)", got, want, r.conds)
 			}
 			if r.spec() != tt.line {
 				t.Errorf("spec() = %q, want the line back", r.spec())
@@ -145,7 +145,7 @@ func TestParseRule_readsConnlimitAndComment(t *testing.T) {
 	if r.connlimit != 10 || r.limitMask != 32 || r.comment != "mailfw: office" || r.rejectWith != "tcp-reset" || !r.conditional() ||
 		r.unmodelledMatches() {
 		t.Errorf("got connlimit %d mask %d comment %q reject %q unmodelled %v",
-			r.connlimit, r.limitMask, r.comment, r.rejectWith, r.unmodelled)
+			r.connlimit, r.limitMask, r.comment, r.rejectWith, r.conds)
 	}
 }
 
