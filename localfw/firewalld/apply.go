@@ -249,7 +249,7 @@ func (b *Backend) setNotes(n []string) {
 // runtime entry the reload changed, so the runtime ends as it was plus
 // mailfw's policies.
 func (b *Backend) applyWithReload(ctx context.Context, bt *batch, inRuntime, inPermanent []string) ([]plan.Change, error) {
-	before, _, _, err := b.readViews(ctx)
+	before, err := b.snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("nothing changed: %w", err)
 	}
@@ -374,7 +374,7 @@ func (b *Backend) checkDirect(ctx context.Context) error {
 // restoreRuntime puts back the runtime entries of every zone and foreign
 // policy that the reload changed, and checks that it worked.
 func (b *Backend) restoreRuntime(ctx context.Context, before view) ([]string, error) {
-	after, _, _, err := b.readViews(ctx)
+	after, err := b.snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the runtime after the reload failed, so runtime-only "+
 			"entries may be lost: %w", err)
@@ -401,7 +401,7 @@ func (b *Backend) restoreRuntime(ctx context.Context, before view) ([]string, er
 		notes = append(notes, fmt.Sprintf("took out again %d permanent-only entries the reload "+
 			"brought into the runtime: %s", len(gained), cut(itemStrings(gained))))
 	}
-	final, _, _, err := b.readViews(ctx)
+	final, err := b.snapshot(ctx)
 	if err != nil {
 		return notes, fmt.Errorf("checking the restored runtime: %w", err)
 	}
@@ -442,12 +442,7 @@ func restoreCalls(items []item, op string) [][]string {
 	groups := map[string][]string{}
 	var keys []string
 	for _, it := range items {
-		opt := ""
-		for _, k := range itemKeys {
-			if k.key == it.Key {
-				opt = k.option
-			}
-		}
+		opt := optionFor(it.Key)
 		verb := op
 		if op == "add" && (it.Key == "interfaces" || it.Key == "sources") {
 			verb = "change"
@@ -469,4 +464,35 @@ func restoreCalls(items []item, op string) [][]string {
 		calls = append(calls, append([]string{holder}, groups[g]...))
 	}
 	return calls
+}
+
+// snapshot reads the runtime zones, policies and ipset entries.
+func (b *Backend) snapshot(ctx context.Context) (view, error) {
+	outs, _, err := b.parallel(ctx, [][]string{{"--list-all-zones"}, {"--list-all-policies"},
+		{"--get-ipsets"}})
+	if err != nil {
+		return view{}, fmt.Errorf("reading the runtime configuration: %w", err)
+	}
+	var v view
+	for i, m := range []*map[string]*block{&v.Zones, &v.Policies} {
+		bs, err := parseBlocks(outs[i])
+		if err != nil {
+			return view{}, fmt.Errorf("parsing firewall-cmd output: %w", err)
+		}
+		*m = byName(bs)
+	}
+	names := strings.Fields(outs[2])
+	calls := make([][]string, len(names))
+	for i, n := range names {
+		calls[i] = []string{"--ipset=" + n, "--get-entries"}
+	}
+	entries, _, err := b.parallel(ctx, calls)
+	if err != nil {
+		return view{}, fmt.Errorf("reading ipset entries: %w", err)
+	}
+	v.Ipsets = map[string]*block{}
+	for i, n := range names {
+		v.Ipsets[n] = &block{Name: n, Fields: map[string][]string{"entries": strings.Fields(entries[i])}}
+	}
+	return v, nil
 }

@@ -383,8 +383,11 @@ func TestApply_fail2banRuntimeBanSurvivesFirstApplyAndReload(t *testing.T) {
 	fw, b, client := hostAndClient(t)
 	ban4 := `rule family="ipv4" source address="192.0.2.66" reject type="icmp-port-unreachable"`
 	ban6 := `rule family="ipv6" source address="2001:db8:1::66" reject type="icmp6-port-unreachable"`
+	fw.Cmd("--permanent", "--new-ipset=banned", "--type=hash:ip")
+	fw.Cmd("--reload")
 	fw.Cmd("--zone=public", "--add-rich-rule="+ban4, "--add-rich-rule="+ban6)
 	fw.Cmd("--zone=public", "--add-port=8025/tcp") // an operator's runtime-only port
+	fw.Cmd("--ipset=banned", "--add-entry=192.0.2.77", "--add-entry=192.0.2.78")
 	fw.Cmd("--permanent", "--zone=public", "--add-port=9025/tcp")
 	fw.Cmd("--permanent", "--zone=public", "--remove-service=ssh") // pending, not yet in force
 
@@ -398,7 +401,7 @@ targets:
 `)
 	planApply(t, b, p)
 	notes := strings.Join(b.Notes(), "\n")
-	for _, want := range []string{"reloaded firewalld once", "carried 4 runtime-only entries", ban4,
+	for _, want := range []string{"reloaded firewalld once", "carried 6 runtime-only entries", ban4, "ipset banned entry 192.0.2.77",
 		"port 8025/tcp", "service ssh", "took out again", "port 9025/tcp"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
@@ -412,6 +415,9 @@ targets:
 	}
 	if !contains(pub.Fields["ports"], "8025/tcp") || contains(pub.Fields["ports"], "9025/tcp") {
 		t.Errorf("runtime ports after apply = %q, want 8025/tcp and not 9025/tcp", pub.Fields["ports"])
+	}
+	if got := strings.Fields(fw.Cmd("--ipset=banned", "--get-entries")); len(got) != 2 {
+		t.Errorf("runtime ipset entries after the reload = %q, want both", got)
 	}
 	if !contains(pub.Fields["services"], "ssh") {
 		t.Errorf("the reload brought a pending permanent removal into force: services %q", pub.Fields["services"])

@@ -104,6 +104,9 @@ func parsePortRange(ports, proto string) (portSpec, error) {
 type view struct {
 	Zones    map[string]*block
 	Policies map[string]*block
+	// Ipsets holds each ipset's entries under "entries"; only the apply
+	// that reloads reads them.
+	Ipsets map[string]*block
 }
 
 // itemKeys are the zone and policy fields an apply can carry across a
@@ -120,6 +123,7 @@ var itemKeys = []struct{ key, option string }{
 	{"forward-ports", "forward-port"},
 	{"rich rules", "rich-rule"},
 	{"masquerade", "masquerade"},
+	{"entries", "entry"},
 }
 
 // item is one entry of one zone or policy: a service, a port, a rich rule.
@@ -131,7 +135,17 @@ type item struct {
 }
 
 func (it item) String() string {
-	return fmt.Sprintf("%s %s %s %s", it.Kind, it.Holder, strings.TrimSuffix(it.Key, "s"), it.Value)
+	return fmt.Sprintf("%s %s %s %s", it.Kind, it.Holder, optionFor(it.Key), it.Value)
+}
+
+// optionFor is the firewall-cmd option name of an item key.
+func optionFor(key string) string {
+	for _, k := range itemKeys {
+		if k.key == key {
+			return k.option
+		}
+	}
+	return key
 }
 
 // items lists the entries of every zone and policy of v, sorted.
@@ -154,6 +168,7 @@ func (v view) items() []item {
 	}
 	add("zone", v.Zones)
 	add("policy", v.Policies)
+	add("ipset", v.Ipsets)
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
 }

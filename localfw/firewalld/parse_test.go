@@ -243,7 +243,7 @@ func TestViewItems_differenceLeavesOutMailfwPolicies(t *testing.T) {
 	want := []string{
 		"zone public interface lo",
 		"zone public port 8025/tcp",
-		`zone public rich rule rule family="ipv4" source address="192.0.2.99" reject type="icmp-port-unreachable"`,
+		`zone public rich-rule rule family="ipv4" source address="192.0.2.99" reject type="icmp-port-unreachable"`,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("runtime-only entries (-want +got):\n%s", d)
