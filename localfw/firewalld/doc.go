@@ -25,4 +25,20 @@
 // ""), and connections_per_source cannot be enforced: a rich rule's
 // "limit value=" is a rate of matches shared by all sources, not a cap on
 // concurrent connections per source, so Capabilities.Limit is false.
+//
+// Findings this backend adds: [FindingRuntimePermanent] (info when the
+// difference is only runtime bans, else medium), [FindingSourceZone],
+// [FindingForeignRule] (a rule in a mailfw policy that mailfw would not
+// write; it is left alone), [FindingPolicyAltered] and [FindingReloadNeeded].
+//
+// BUG: entry descriptions are not stored; firewalld rich rules have no
+// comment field and mailfw keeps no side table.
+//
+// BUG: the reload that creates the policies refuses to run while runtime-only
+// direct rules, chains or passthroughs exist ([ErrRuntimeDirect]); runtime
+// entries it restores lose any --timeout they were added with.
+//
+// BUG: firewall-cmd exits 0 when some items of a batch fail, and execx keeps
+// no stderr on success, so Apply reads the policies back (one more call per
+// configuration) to find out what took.
 package firewalld
