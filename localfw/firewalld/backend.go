@@ -151,11 +151,15 @@ func (b *Backend) readViews(ctx context.Context) (rt, perm view, extra []string,
 	return rt, perm, []string{strings.TrimSpace(outs[4])}, nil
 }
 
-// readServices fetches the ports of every service the views name.
-func (b *Backend) readServices(ctx context.Context, vs ...view) (map[string][]portSpec, error) {
+// readServices fetches the ports of every service that the zones in use
+// and the host policies name, in either configuration.
+func (b *Backend) readServices(ctx context.Context, rd *reading) (map[string][]portSpec, error) {
 	names := map[string]bool{}
-	for _, v := range vs {
+	for _, v := range []view{rd.runtime, rd.permanent} {
 		for _, it := range v.items() {
+			if it.Kind == "zone" && !rd.zoneInUse(it.Holder) {
+				continue
+			}
 			switch it.Key {
 			case "services":
 				names[it.Value] = true
@@ -223,12 +227,12 @@ func (b *Backend) read(ctx context.Context) (*reading, error) {
 	if b.zone != "" && rt.Zones[b.zone] == nil {
 		return nil, fmt.Errorf("reading firewalld: zone %q does not exist", b.zone)
 	}
-	svc, err := b.readServices(ctx, rt, perm)
-	if err != nil {
+	rd := &reading{runtime: rt, permanent: perm, defaultZone: extra[0], zone: b.zone}
+	if rd.services, err = b.readServices(ctx, rd); err != nil {
 		return nil, err
 	}
-	return &reading{runtime: rt, permanent: perm, services: svc,
-		defaultZone: extra[0], version: b.clientVersion(ctx), zone: b.zone}, nil
+	rd.version = b.clientVersion(ctx)
+	return rd, nil
 }
 
 // clientVersion is firewall-cmd's version, asked once per Backend.
