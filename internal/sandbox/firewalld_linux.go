@@ -26,6 +26,8 @@ type Firewalld struct {
 	mntns string
 	t     testing.TB
 	procs []*exec.Cmd
+	// mounts are the host mounts made so far, unmounted in reverse.
+	mounts []string
 }
 
 // NewFirewalld starts dbus-daemon and firewalld inside n and waits until
@@ -42,8 +44,8 @@ func NewFirewalld(t testing.TB, n *Netns) *Firewalld {
 		}
 	}
 	run(t, "cp", "-a", "/etc/firewalld/.", filepath.Join(d, "etc"))
-	f.makeMountNamespace()
 	t.Cleanup(f.stop)
+	f.makeMountNamespace()
 
 	f.start("dbus-daemon", "--system", "--nofork", "--nopidfile")
 	f.waitFor("the private system bus", func() bool {
@@ -66,10 +68,12 @@ func (f *Firewalld) makeMountNamespace() {
 	t, d := f.t, f.Dir
 	nsdir := filepath.Dir(f.mntns)
 	run(t, "mount", "--bind", nsdir, nsdir)
+	f.mounts = append(f.mounts, nsdir)
 	run(t, "mount", "--make-private", nsdir)
 	if err := os.WriteFile(f.mntns, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	f.mounts = append(f.mounts, f.mntns)
 	setup := strings.Join([]string{
 		"set -e",
 		"mount --bind " + filepath.Join(d, "etc") + " /etc/firewalld",
@@ -164,10 +168,26 @@ func (f *Firewalld) stop() {
 			<-done
 		}
 	}
-	nsdir := filepath.Dir(f.mntns)
-	for _, m := range []string{f.mntns, nsdir} {
+	for i := len(f.mounts) - 1; i >= 0; i-- {
+		m := f.mounts[i]
+		if m == f.mntns && !isMountPoint(m) {
+			continue // unshare failed before it bound the namespace here
+		}
 		if out, err := exec.Command("umount", m).CombinedOutput(); err != nil {
 			f.t.Errorf("unmounting %s: %v: %s", m, err, out)
 		}
 	}
+}
+
+func isMountPoint(path string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if fields := strings.Fields(line); len(fields) > 4 && fields[4] == path {
+			return true
+		}
+	}
+	return false
 }
