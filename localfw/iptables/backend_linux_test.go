@@ -721,3 +721,70 @@ func TestProbe_unreadableRulesAreInactiveNotAnError(t *testing.T) {
 		t.Errorf("active=%t detail=%q err=%v; want inactive with the reason", active, detail, err)
 	}
 }
+
+func TestRead_banComingAndGoingKeepsTheDigest(t *testing.T) {
+	h := newHost(t, ModeNFT, true)
+	for _, f := range families {
+		h.restore(f, otherRules[f])
+	}
+	h.apply(policy(t, mailPolicy))
+	st, err := h.b.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ns.Run("iptables-nft", "-I", "f2b-postfix", "1", "-s", "198.51.100.77", "-j", "REJECT")
+	h.ns.Run("ip6tables-nft", "-D", "f2b-postfix", "1")
+	st2, err := h.b.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Digest() != st2.Digest() {
+		t.Error("a fail2ban ban added and one lifted changed the state digest")
+	}
+	bans := 0
+	for _, o := range st2.Scopes[0].Rules {
+		if o.Source == "198.51.100.77/32" {
+			bans++
+			if !o.Volatile || o.Verdict != plan.Deny {
+				t.Errorf("new ban read as %+v", o)
+			}
+		}
+	}
+	if bans != 3 {
+		t.Errorf("the new ban is %d Observed rules, want one per mail port", bans)
+	}
+}
+
+func TestRead_legacyIPv6RulesNextToNFTAreAFinding(t *testing.T) {
+	h := newHost(t, ModeNFT, false)
+	h.apply(policy(t, mailPolicy))
+	h.ns.Run("ip6tables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "25", "-j", "DROP")
+	st, err := h.backend(false).Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Kind != ModeNFT.Kind() {
+		t.Errorf("Kind = %q, want the mode with more rules, %q", st.Kind, ModeNFT.Kind())
+	}
+	i := slices.IndexFunc(st.Findings, func(f plan.Finding) bool { return f.ID == FindingMixedModes })
+	if i < 0 {
+		t.Fatalf("no %s finding in %+v", FindingMixedModes, st.Findings)
+	}
+	if !strings.Contains(st.Findings[i].Message, "legacy: 0 IPv4, 1 IPv6") {
+		t.Errorf("finding does not count the legacy IPv6 rule: %s", st.Findings[i].Message)
+	}
+}
+
+func TestProbe_seesIPv6OnlyRules(t *testing.T) {
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			h := newHost(t, m, false)
+			h.ns.Run(h.cmd(plan.IPv6), "-A", "INPUT", "-p", "tcp", "--dport", "25", "-j", "DROP")
+			r := execx.New(slog.New(slog.DiscardHandler), execx.WithPrefix(h.ns.Prefix()...))
+			active, detail, err := Probe(context.Background(), r)
+			if err != nil || !active || !strings.Contains(detail, m.Kind()+": 0 IPv4 rules, 1 IPv6 rules") {
+				t.Errorf("active=%t detail=%q err=%v; want active in %s", active, detail, err, m)
+			}
+		})
+	}
+}

@@ -95,6 +95,23 @@ type walker struct {
 	v    *view
 	step int
 	out  []plan.Observed
+	// inBans counts the ban chains of other tools the walk is inside.
+	inBans int
+}
+
+// banChainPrefixes name the chains of tools that add and lift bans all the
+// time: fail2ban ("f2b-sshd", formerly "fail2ban-sshd"), sshguard and
+// CrowdSec's bouncer ("CROWDSEC_CHAIN").
+var banChainPrefixes = []string{"f2b-", "fail2ban-", "sshguard", "crowdsec"}
+
+func isBanChain(name string) bool {
+	name = strings.ToLower(name)
+	for _, p := range banChainPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // top handles one INPUT rule at the given order.
@@ -118,6 +135,10 @@ func (w *walker) isChain(name string) bool {
 func (w *walker) walk(chain string, outer match, cond bool, base int, k *int, depth int) {
 	if depth > 8 {
 		return
+	}
+	if isBanChain(chain) {
+		w.inBans++
+		defer func() { w.inBans-- }()
 	}
 	afterReturn := false
 	for _, r := range w.v.t.rules[chain] {
@@ -181,7 +202,7 @@ func (w *walker) emit(r *rule, m match, cond bool, order int, origin string) int
 			ID:     string(w.v.t.family) + " " + r.chain + ": " + r.spec(),
 			Family: w.v.t.family, Protocol: proto, PortFrom: p.from, PortTo: p.to,
 			Source: src, Verdict: verdict, Description: r.comment,
-			Order: order, Conditional: cond, Fixed: true, Origin: origin,
+			Order: order, Conditional: cond, Fixed: true, Volatile: w.inBans > 0, Origin: origin,
 		})
 	}
 	return len(ports)

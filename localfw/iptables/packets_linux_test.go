@@ -2,6 +2,8 @@ package iptables
 
 import (
 	"net"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,5 +180,82 @@ targets:
 	}
 	if _, err := dial("192.0.2.3"); err != nil {
 		t.Errorf("another source was refused: %v", err)
+	}
+}
+
+// TestApply_realPacketsPastOthersRules sends real handshakes through
+// INPUT set-ups others commonly write: mailfw's allow must take effect past
+// a catch-all that has conditions of its own or a jump with extra matches,
+// and must not bypass a ban in a chain that also rejects everyone else.
+func TestApply_realPacketsPastOthersRules(t *testing.T) {
+	sandbox.Require(t, "sysctl")
+	type conn struct {
+		from string
+		open bool
+	}
+	tests := []struct {
+		name     string
+		rules    string // {dev} is the host's side of the veth pair
+		findings []string
+		conns    []conn
+	}{
+		{"interface-reject", "-A INPUT -i {dev} -j REJECT\n", nil,
+			[]conn{{"192.0.2.4", true}}},
+		{"state-new-reject", "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n" +
+			"-A INPUT -m conntrack --ctstate NEW -j REJECT\n", nil, []conn{{"192.0.2.4", true}}},
+		{"jump-with-a-source", ":" + Chain + " - [0:0]\n" +
+			"-A INPUT -s 192.0.2.9/32 -m comment --comment mailfw -j " + Chain + "\n" +
+			"-A INPUT -j REJECT\n" +
+			"-A " + Chain + " -p tcp -m tcp --dport 25 -m comment --comment mailfw -j ACCEPT\n",
+			[]string{FindingChainNotReached}, []conn{{"192.0.2.4", true}}},
+		{"ban-chain-that-rejects-the-rest", ":SMTP-IN - [0:0]\n" +
+			"-A INPUT -p tcp -m multiport --dports 25,465,587 -j SMTP-IN\n-A INPUT -j REJECT\n" +
+			"-A SMTP-IN -s 192.0.2.3/32 -j REJECT\n-A SMTP-IN -s 192.0.2.2/32 -j ACCEPT\n" +
+			"-A SMTP-IN -j REJECT\n",
+			[]string{FindingBanChainCloses, plan.FindingDeadAllow},
+			[]conn{{"192.0.2.2", true}, {"192.0.2.3", false}, {"192.0.2.4", false}}},
+	}
+	p := policy(t, `version: 1
+allow:
+  - port: smtp
+    from: [anywhere-ipv4]
+targets:
+  - name: host
+    type: iptables
+`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, ModeNFT, true)
+			client := sandbox.NewNetns(t)
+			h.ns.Link(client, []string{"192.0.2.1/24"}, []string{"192.0.2.2/24", "192.0.2.3/24", "192.0.2.4/24"})
+			dev := "v" + h.ns.Name[5:]
+			h.restore(plan.IPv4, "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"+
+				strings.ReplaceAll(tt.rules, "{dev}", dev)+"COMMIT\n")
+			h.ns.Listen("0.0.0.0:25")
+			// .4 is neither banned nor accepted by anyone's rules.
+			if err := client.Connect("192.0.2.4", "192.0.2.1:25", 3*time.Second); err == nil {
+				t.Fatal("before apply, port 25 was open already")
+			}
+			tp := h.plan(p)
+			if len(tp.Changes) == 0 {
+				t.Error("the plan has no changes although port 25 is closed")
+			}
+			for _, id := range tt.findings {
+				if !slices.ContainsFunc(tp.Findings, func(f plan.Finding) bool { return f.ID == id }) {
+					t.Errorf("no %s finding in %+v", id, tp.Findings)
+				}
+			}
+			h.apply(p)
+			for _, c := range tt.conns {
+				err := client.Connect(c.from, "192.0.2.1:25", 3*time.Second)
+				if c.open && err != nil {
+					t.Errorf("%s cannot reach port 25: %v", c.from, err)
+				}
+				if !c.open && err == nil {
+					t.Errorf("%s reached port 25", c.from)
+				}
+			}
+			h.converged(p)
+		})
 	}
 }

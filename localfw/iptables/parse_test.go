@@ -160,7 +160,7 @@ func renderObserved(st *plan.State) string {
 			for _, f := range []struct {
 				on   bool
 				name string
-			}{{o.Owned, "owned"}, {o.Conditional, "conditional"}, {o.Fixed, "fixed"}} {
+			}{{o.Owned, "owned"}, {o.Conditional, "conditional"}, {o.Fixed, "fixed"}, {o.Volatile, "volatile"}} {
 				if f.on {
 					flags += " " + f.name
 				}
@@ -198,6 +198,7 @@ func TestRead_recordingsFlattenIntoObserved(t *testing.T) {
 		{"mixed", []string{"mixed-nft-v4.txt", "mixed-nft-v6.txt"}},
 		{"f2b-legacy", []string{"f2b-legacy-v4.txt"}},
 		{"docker", []string{"docker-nft-all.txt"}},
+		{"states", []string{"states-nft-v4.txt", "states-nft-v6.txt"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			golden(t, tc.name+".observed", renderObserved(stateOf(t, tc.files...)))
@@ -358,5 +359,120 @@ func TestChainContents_pairsEachLimitWithTheAllowAfterIt(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("entries (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseRule_statesAndFlagsOnNewConnections(t *testing.T) {
+	tests := []struct {
+		name  string
+		line  string
+		cond  bool // a condition on new connections
+		noNew bool // never sees a new connection
+		any   bool // every source can match
+	}{
+		{"state-new", "-p tcp -m state --state NEW -m tcp --dport 25 -j ACCEPT", false, false, true},
+		{"ctstate-new-established", "-p tcp -m conntrack --ctstate NEW,ESTABLISHED -m tcp --dport 25 -j ACCEPT",
+			false, false, true},
+		{"not-invalid", "-m conntrack ! --ctstate INVALID -j ACCEPT", false, false, true},
+		{"established", "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", true, true, true},
+		{"state-established", "-m state --state ESTABLISHED -j ACCEPT", true, true, true},
+		{"invalid", "-m conntrack --ctstate INVALID -j DROP", true, true, true},
+		{"untracked", "-m conntrack --ctstate UNTRACKED -j ACCEPT", true, false, true},
+		{"not-new", "-m conntrack ! --ctstate NEW -j ACCEPT", true, false, true},
+		{"syn", "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j DROP", true, false, true},
+		{"not-syn", "-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m state --state NEW -j DROP", true, true, true},
+		{"null-scan", "-p tcp -m tcp --tcp-flags FIN,SYN,RST,PSH,ACK,URG NONE -j DROP", true, true, true},
+		{"interface", "-i eth0 -j REJECT", true, false, true},
+		{"destination", "-d 192.0.2.1/32 -j DROP", true, false, true},
+		{"dst-type", "-m addrtype --dst-type LOCAL -j DROP", true, false, true},
+		{"set-src", "-m set --match-set banned src -j DROP", true, false, false},
+		{"set-dst", "-m set --match-set mine dst -j DROP", true, false, true},
+		{"src-range", "-m iprange --src-range 192.0.2.1-192.0.2.9 -j DROP", true, false, false},
+		{"recent", "-m recent --rcheck --name bad --rsource -j DROP", true, false, false},
+		{"limit", "-m limit --limit 5/min -j DROP", true, false, false},
+		{"source", "-s 192.0.2.0/24 -j DROP", false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args, err := splitArgs(tt.line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := parseRule("INPUT", args)
+			if r.conditional() != tt.cond || r.noNew != tt.noNew || r.anySource() != tt.any {
+				t.Errorf("conditional=%t noNew=%t anySource=%t, want %t %t %t (conditions %v)",
+					r.conditional(), r.noNew, r.anySource(), tt.cond, tt.noNew, tt.any, r.conds)
+			}
+		})
+	}
+}
+
+// TestRead_sourcesNeverWiden: a source plan cannot canonicalise is kept
+// exactly (IPv4-mapped) or the rule is left out; it never reads as "any".
+func TestRead_sourcesNeverWiden(t *testing.T) {
+	listing := "*filter\n:INPUT ACCEPT [0:0]\n" +
+		"-A INPUT -s ::ffff:192.0.2.1/128 -p tcp -m tcp --dport 25 -j ACCEPT\n" +
+		"-A INPUT -s ::ffff:192.0.2.0/120 -p tcp -m tcp --dport 587 -j ACCEPT\n" +
+		"-A INPUT -s not-an-address -p tcp -m tcp --dport 465 -j ACCEPT\n" +
+		"-A INPUT -p tcp -m set --match-set friends src -j ACCEPT\n" +
+		"-A INPUT -p tcp -m iprange --src-range 2001:db8::1-2001:db8::9 -j ACCEPT\n" +
+		"COMMIT\n"
+	tb, err := parseSave([]byte(listing), plan.IPv6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &plan.State{IPv6: true}
+	describeState(st, []*table{tb}, nil)
+	var got []string
+	for _, o := range st.Scopes[0].Rules {
+		got = append(got, o.String())
+	}
+	want := []string{
+		"allow ipv6 tcp/25 from ::ffff:192.0.2.1/128 (INPUT)",
+		"allow ipv6 tcp/587 from ::ffff:192.0.2.0/120 (INPUT)",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("observed (-want +got):\n%s", diff)
+	}
+}
+
+// TestLayout_placesTheJump checks the placement rules on constructed
+// listings: index of the first catch-all, the floor (just after the last
+// ban before it), bans that close the port, and which jumps are mailfw's.
+func TestLayout_placesTheJump(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules string
+		want  string
+	}{
+		{"conditional-catch-alls", "-A INPUT -s 192.0.2.9/32 -j DROP\n-A INPUT -i eth0 -p tcp -j REJECT\n",
+			"floor=1 catchAll=1 blocked=[] jumps=[] bad=[]"},
+		{"udp-only-is-not-mail", "-A INPUT -p udp -j DROP\n-A INPUT ! -p udp -j DROP\n",
+			"floor=0 catchAll=1 blocked=[] jumps=[] bad=[]"},
+		{"negated-port", "-A INPUT -p tcp -m tcp ! --dport 1:1000 -j DROP\n-A INPUT -p tcp -m tcp ! --dport 22 -j DROP\n",
+			"floor=0 catchAll=1 blocked=[] jumps=[] bad=[]"},
+		{"fail2ban-chain", ":f2b-x - [0:0]\n-A INPUT -p tcp -j f2b-x\n-A INPUT -j DROP\n-A f2b-x -s 192.0.2.1/32 -j DROP\n" +
+			"-A f2b-x -j RETURN\n", "floor=1 catchAll=1 blocked=[] jumps=[] bad=[]"},
+		{"ban-chain-closing", ":S - [0:0]\n-A INPUT -p tcp -j S\n-A INPUT -j DROP\n-A S -s 192.0.2.1/32 -j DROP\n" +
+			"-A S -j REJECT\n", "floor=1 catchAll=1 blocked=[0] jumps=[] bad=[]"},
+		{"closing-chain-without-bans", ":S - [0:0]\n-A INPUT -p tcp -j S\n-A S -s 10.0.0.0/8 -j ACCEPT\n-A S -j REJECT\n",
+			"floor=0 catchAll=0 blocked=[] jumps=[] bad=[]"},
+		{"jumps", ":" + Chain + " - [0:0]\n-A INPUT -j " + Chain + "\n-A INPUT -m comment --comment mailfw -j " + Chain + "\n" +
+			"-A INPUT -p tcp -m comment --comment mailfw -j " + Chain + "\n-A INPUT -m comment --comment mailfw -g " + Chain + "\n",
+			"floor=0 catchAll=-1 blocked=[] jumps=[0 1] bad=[2 3]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb, err := parseSave([]byte("*filter\n:INPUT ACCEPT [0:0]\n"+tt.rules+"COMMIT\n"), plan.IPv4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := tb.layout(plan.MailPorts)
+			got := fmt.Sprintf("floor=%d catchAll=%d blocked=%v jumps=%v bad=%v", l.floor, l.catchAll, l.blocked,
+				l.jumps, l.badJumps)
+			if got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
 	}
 }

@@ -95,3 +95,34 @@ $t -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
 $t -t nat -A DOCKER -p tcp --dport 25 -j DNAT --to-destination 172.17.0.2:25
 $t -A INPUT -p tcp --dport 22 -j ACCEPT
 '
+
+record states-nft-v4 nft '
+t=iptables-nft
+$t -A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+$t -A INPUT -m conntrack --ctstate INVALID -j DROP
+$t -A INPUT -i lo -j ACCEPT
+$t -A INPUT -p tcp -m state --state NEW -m tcp --dport 25 -j ACCEPT
+$t -A INPUT -p tcp -m conntrack --ctstate NEW,ESTABLISHED --dport 587 -j ACCEPT
+$t -A INPUT -p tcp --dport 465 -m conntrack --ctstate ESTABLISHED -j ACCEPT
+$t -A INPUT -p tcp ! --syn -m state --state NEW -j DROP
+$t -A INPUT -m iprange --src-range 198.51.100.1-198.51.100.9 -p tcp --dport 25 -j ACCEPT
+$t -A INPUT -p tcp --dport 25 -m recent --name bad --rcheck --seconds 60 -j DROP
+$t -N SMTP-IN
+$t -A SMTP-IN -s 192.0.2.66 -j DROP
+$t -A SMTP-IN -s 10.0.0.0/8 -j ACCEPT
+$t -A SMTP-IN -j REJECT
+$t -A INPUT -p tcp -m multiport --dports 25,465,587 -j SMTP-IN
+$t -N MAILFW-INPUT
+$t -A MAILFW-INPUT -p tcp --dport 25 -m comment --comment mailfw -j LOG
+$t -A MAILFW-INPUT -p tcp --dport 25 -m comment --comment mailfw -j ACCEPT
+$t -A INPUT -s 192.0.2.1 -m comment --comment mailfw -j MAILFW-INPUT
+$t -A INPUT -i eth0 -j REJECT
+$t -A FORWARD -j MAILFW-INPUT
+'
+
+record states-nft-v6 nft '
+t=ip6tables-nft
+$t -A INPUT -s ::ffff:192.0.2.1/128 -p tcp --dport 25 -j ACCEPT
+$t -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+$t -A INPUT -p tcp --syn -j DROP
+'
