@@ -249,12 +249,20 @@ func (b *Backend) setNotes(n []string) {
 // runtime entry the reload changed, so the runtime ends as it was plus
 // mailfw's policies.
 func (b *Backend) applyWithReload(ctx context.Context, bt *batch, inRuntime, inPermanent []string) ([]plan.Change, error) {
-	before, err := b.snapshot(ctx)
+	before, err := b.snapshot(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("nothing changed: %w", err)
+	}
+	beforePerm, err := b.snapshot(ctx, true)
 	if err != nil {
 		return nil, fmt.Errorf("nothing changed: %w", err)
 	}
 	if err := b.checkDirect(ctx); err != nil {
 		return nil, fmt.Errorf("nothing changed: %w", err)
+	}
+	held, err := b.holdThroughReload(ctx, before, beforePerm)
+	if err != nil {
+		return nil, err
 	}
 	var create []string
 	for _, p := range []string{DenyPolicy, AllowPolicy} {
@@ -279,12 +287,18 @@ func (b *Backend) applyWithReload(ctx context.Context, bt *batch, inRuntime, inP
 	}
 	b.log.Info("reloading firewalld to bring the new mailfw policies into force",
 		"created", create, "missing_in_runtime", missingOf(inRuntime))
-	if _, err := b.fc(ctx, "--reload"); err != nil {
-		return nil, fmt.Errorf("reloading firewalld after writing the mailfw policies: %w", err)
-	}
+	_, reloadErr := b.fc(ctx, "--reload")
+	releaseErr := b.release(ctx, held)
 	notes, err := b.restoreRuntime(ctx, before)
-	notes = append([]string{fmt.Sprintf("created policies %s and reloaded firewalld once",
-		strings.Join(missingOf(inRuntime), ", "))}, notes...)
+	err = errors.Join(reloadErr, releaseErr, err)
+	head := []string{fmt.Sprintf("created policies %s and reloaded firewalld once",
+		strings.Join(missingOf(inRuntime), ", "))}
+	if len(held) > 0 {
+		head = append(head, fmt.Sprintf("kept %d runtime-only entries in force across the "+
+			"reload (written to the permanent configuration for it, then taken out again): %s",
+			len(held), cut(itemStrings(held))))
+	}
+	notes = append(head, notes...)
 	b.setNotes(notes)
 	for _, n := range notes {
 		b.log.Info(n)
@@ -374,7 +388,7 @@ func (b *Backend) checkDirect(ctx context.Context) error {
 // restoreRuntime puts back the runtime entries of every zone and foreign
 // policy that the reload changed, and checks that it worked.
 func (b *Backend) restoreRuntime(ctx context.Context, before view) ([]string, error) {
-	after, err := b.snapshot(ctx)
+	after, err := b.snapshot(ctx, false)
 	if err != nil {
 		return nil, fmt.Errorf("reading the runtime after the reload failed, so runtime-only "+
 			"entries may be lost: %w", err)
@@ -401,7 +415,7 @@ func (b *Backend) restoreRuntime(ctx context.Context, before view) ([]string, er
 		notes = append(notes, fmt.Sprintf("took out again %d permanent-only entries the reload "+
 			"brought into the runtime: %s", len(gained), cut(itemStrings(gained))))
 	}
-	final, err := b.snapshot(ctx)
+	final, err := b.snapshot(ctx, false)
 	if err != nil {
 		return notes, fmt.Errorf("checking the restored runtime: %w", err)
 	}
@@ -466,12 +480,18 @@ func restoreCalls(items []item, op string) [][]string {
 	return calls
 }
 
-// snapshot reads the runtime zones, policies and ipset entries.
-func (b *Backend) snapshot(ctx context.Context) (view, error) {
-	outs, _, err := b.parallel(ctx, [][]string{{"--list-all-zones"}, {"--list-all-policies"},
-		{"--get-ipsets"}})
+// snapshot reads the zones, policies and ipset entries of the runtime, or
+// of the permanent configuration.
+func (b *Backend) snapshot(ctx context.Context, permanent bool) (view, error) {
+	pre := []string{}
+	if permanent {
+		pre = []string{"--permanent"}
+	}
+	with := func(args ...string) []string { return append(append([]string{}, pre...), args...) }
+	outs, _, err := b.parallel(ctx, [][]string{with("--list-all-zones"), with("--list-all-policies"),
+		with("--get-ipsets")})
 	if err != nil {
-		return view{}, fmt.Errorf("reading the runtime configuration: %w", err)
+		return view{}, fmt.Errorf("reading the configuration (permanent=%t): %w", permanent, err)
 	}
 	var v view
 	for i, m := range []*map[string]*block{&v.Zones, &v.Policies} {
@@ -484,7 +504,7 @@ func (b *Backend) snapshot(ctx context.Context) (view, error) {
 	names := strings.Fields(outs[2])
 	calls := make([][]string, len(names))
 	for i, n := range names {
-		calls[i] = []string{"--ipset=" + n, "--get-entries"}
+		calls[i] = with("--ipset="+n, "--get-entries")
 	}
 	entries, _, err := b.parallel(ctx, calls)
 	if err != nil {
@@ -495,4 +515,53 @@ func (b *Backend) snapshot(ctx context.Context) (view, error) {
 		v.Ipsets[n] = &block{Name: n, Fields: map[string][]string{"entries": strings.Fields(entries[i])}}
 	}
 	return v, nil
+}
+
+// holdable are the entries that can be written to the permanent
+// configuration for the span of a reload without touching bindings.
+var holdable = map[string]bool{"services": true, "ports": true, "protocols": true,
+	"source-ports": true, "icmp-blocks": true, "rich rules": true, "entries": true}
+
+// holdThroughReload writes the runtime-only entries (bans, ports added by
+// hand) into the permanent configuration, so that the reload never drops
+// them, not even for a moment. It returns what it wrote, for [release].
+func (b *Backend) holdThroughReload(ctx context.Context, rt, perm view) ([]item, error) {
+	var held []item
+	for _, it := range foreign(minus(rt.items(), perm.items())) {
+		if holdable[it.Key] {
+			held = append(held, it)
+		}
+	}
+	var errs []error
+	for _, c := range restoreCalls(held, "add") {
+		if _, err := b.fc(ctx, append([]string{"--permanent"}, c...)...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if rerr := b.release(ctx, held); rerr != nil {
+			return nil, fmt.Errorf("writing runtime-only entries to the permanent configuration "+
+				"for the reload failed (%w), and so did taking them out again: %v", err, rerr)
+		}
+		return nil, fmt.Errorf("nothing changed: writing runtime-only entries to the permanent "+
+			"configuration for the reload: %w", err)
+	}
+	return held, nil
+}
+
+// release takes the held entries out of the permanent configuration again;
+// the runtime keeps them.
+func (b *Backend) release(ctx context.Context, held []item) error {
+	var errs []error
+	for _, c := range restoreCalls(held, "remove") {
+		if _, err := b.fc(ctx, append([]string{"--permanent"}, c...)...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("these runtime-only entries were written to the permanent "+
+			"configuration for the reload and may still be there; remove them with "+
+			"firewall-cmd --permanent: %s: %w", strings.Join(itemStrings(held), "; "), err)
+	}
+	return nil
 }

@@ -401,8 +401,8 @@ targets:
 `)
 	planApply(t, b, p)
 	notes := strings.Join(b.Notes(), "\n")
-	for _, want := range []string{"reloaded firewalld once", "carried 6 runtime-only entries", ban4, "ipset banned entry 192.0.2.77",
-		"port 8025/tcp", "service ssh", "took out again", "port 9025/tcp"} {
+	for _, want := range []string{"reloaded firewalld once", "kept 6 runtime-only entries in force", ban4,
+		"ipset banned entry 192.0.2.77", "port 8025/tcp", "service ssh", "took out again", "port 9025/tcp"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
 		}
@@ -415,6 +415,16 @@ targets:
 	}
 	if !contains(pub.Fields["ports"], "8025/tcp") || contains(pub.Fields["ports"], "9025/tcp") {
 		t.Errorf("runtime ports after apply = %q, want 8025/tcp and not 9025/tcp", pub.Fields["ports"])
+	}
+	// The permanent configuration is as the operator left it: no bans, the
+	// pending port and the pending removal of ssh.
+	perm := zoneListing(t, fw, "public", true)
+	if contains(perm.Fields["rich rules"], ban4) || contains(perm.Fields["ports"], "8025/tcp") ||
+		!contains(perm.Fields["ports"], "9025/tcp") || contains(perm.Fields["services"], "ssh") {
+		t.Errorf("permanent zone public after apply: %+v", perm.Fields)
+	}
+	if got := fw.Cmd("--permanent", "--ipset=banned", "--get-entries"); strings.TrimSpace(got) != "" {
+		t.Errorf("permanent ipset entries after apply = %q, want none", got)
 	}
 	if got := strings.Fields(fw.Cmd("--ipset=banned", "--get-entries")); len(got) != 2 {
 		t.Errorf("runtime ipset entries after the reload = %q, want both", got)

@@ -18,8 +18,11 @@
 // Apply changes the permanent and then the runtime configuration with one
 // batched firewall-cmd call per policy and step. Only the apply that has to
 // create the policies reloads firewalld (a new policy reaches the runtime
-// no other way); it reads the runtime first and puts back afterwards every
-// entry the reload dropped or brought in, and says so in [Backend.Notes].
+// no other way). Before it, the runtime-only entries (fail2ban's bans,
+// ports added by hand, ipset entries) are written to the permanent
+// configuration so that the reload keeps them in force, and taken out of it
+// again afterwards; then every runtime difference the reload still caused is
+// undone, and [Backend.Notes] says what was carried.
 //
 // Descriptions are not stored (Capabilities.Description maps every one to
 // ""), and connections_per_source cannot be enforced: a rich rule's
@@ -36,7 +39,12 @@
 //
 // BUG: the reload that creates the policies refuses to run while runtime-only
 // direct rules, chains or passthroughs exist ([ErrRuntimeDirect]); runtime
-// entries it restores lose any --timeout they were added with.
+// entries it carries lose any --timeout they were added with; permanent
+// entries not yet in force (pending until a reload) are in force for the
+// moment between the reload and their removal from the runtime; and if
+// mailfw is killed during that apply, the runtime-only entries it wrote to
+// the permanent configuration stay there (the error of a failed apply lists
+// them).
 //
 // BUG: firewall-cmd exits 0 when some items of a batch fail, and execx keeps
 // no stderr on success, so Apply reads the policies back (one more call per
