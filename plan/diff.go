@@ -240,13 +240,23 @@ func (d *scopeDiff) run() error {
 		if !o.Owned {
 			continue
 		}
-		if r, ok := o.AsRule(); ok && !o.Conditional {
+		r, ok := o.AsRule()
+		switch {
+		case !ok:
+			// A marked range or all-protocol rule: mailfw never writes
+			// one, so someone edited it by hand. Removing it could close
+			// ports outside the policy (SSH in a 20-600 range); say so and
+			// leave it.
+			d.add(Finding{ID: FindingMarkedBroad, Severity: High, Rule: &d.scope.Rules[i],
+				Message: fmt.Sprintf("%s carries mailfw's mark but is a range or all-protocol rule mailfw never writes; "+
+					"it is left alone: narrow it by hand, or remove the mark", o)})
+		case o.Conditional:
+			// A marked rule the backend says is not in force as written
+			// (its jump is misplaced, say): take it out and add it afresh.
+			d.remove(i, ReasonNotDesired)
+		default:
 			ownedByKey[r.Key()] = append(ownedByKey[r.Key()], i)
-			continue
 		}
-		// An owned rule mailfw would never write (a range, edited by
-		// hand): take it out and let the desired rules be added afresh.
-		d.remove(i, ReasonNotDesired)
 	}
 	var errs []error
 	for _, want := range d.desired {
@@ -295,12 +305,13 @@ func (d *scopeDiff) run() error {
 	return joinErrors(errs)
 }
 
+// remove plans the removal of scope.Rules[i], which must be a single-port
+// rule: a Change can describe no other.
 func (d *scopeDiff) remove(i int, reason Reason) {
 	o := d.scope.Rules[i]
-	r, _ := o.AsRule()
-	if o.Broad() {
-		r = Rule{Family: o.Family, Protocol: o.Protocol, Port: o.PortFrom, Source: o.Source,
-			Verdict: o.Verdict, Description: o.Description}
+	r, ok := o.AsRule()
+	if !ok {
+		panic("plan: removal of a broad rule " + o.String())
 	}
 	d.removed[i] = true
 	d.changes = append(d.changes, Change{Action: Remove, Rule: r, Reason: reason, Scope: d.scope.ID, ID: o.ID})

@@ -283,10 +283,19 @@ func TestDiff(t *testing.T) {
 			wantFind: []string{"low duplicate-rule"},
 		},
 		{
-			name:     "owned-range-rule-is-taken-out",
-			desired:  mx[:1],
-			rules:    []Observed{obs("allow ipv4 tcp 25-30 0.0.0.0/0", owned(""))},
-			wantCh:   []string{"+ allow ipv4 tcp/25 from 0.0.0.0/0 (missing)", "- allow ipv4 tcp/25 from 0.0.0.0/0 (not_desired)"},
+			name:     "marked-range-rule-is-reported-never-removed",
+			desired:  mx,
+			rules:    []Observed{obs("allow ipv4 tcp 20-600 0.0.0.0/0", owned("")), obs("allow ipv6 all 1-65535 ::/0", owned(""))},
+			wantCh:   []string{"+ allow ipv4 tcp/25 from 0.0.0.0/0 (missing)", "+ allow ipv6 tcp/25 from ::/0 (missing)"},
+			wantFind: []string{"high marked-broad-rule", "high marked-broad-rule"},
+		},
+		{
+			name:    "marked-rule-not-in-force-is-replaced",
+			desired: mx[:1],
+			rules:   []Observed{obs("allow ipv4 tcp 25 0.0.0.0/0", owned(""), conditional)},
+			wantCh: []string{
+				"+ allow ipv4 tcp/25 from 0.0.0.0/0 (missing)", "- allow ipv4 tcp/25 from 0.0.0.0/0 (not_desired)",
+			},
 			wantFind: []string{"medium family-mismatch"},
 		},
 	}

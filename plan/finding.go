@@ -39,6 +39,7 @@ type Finding struct {
 const (
 	FindingOpenBeyondPolicy = "open-beyond-policy"
 	FindingBroadRule        = "broad-rule"
+	FindingMarkedBroad      = "marked-broad-rule"
 	FindingDeadAllow        = "dead-allow"
 	FindingDeadDeny         = "dead-deny"
 	FindingPolicyConflict   = "policy-conflict"

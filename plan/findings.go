@@ -145,7 +145,7 @@ func (d *scopeDiff) findDeadDenies() {
 				}
 				d.add(Finding{ID: FindingDeadDeny, Severity: Medium, Rule: o,
 					Message: fmt.Sprintf("%s does not block port %d: %s comes first and accepts it; "+
-						"put the deny before it (fail2ban: insert at the top of INPUT)", o, p, a.what)})
+						"move the deny before it", o, p, a.what)})
 				goto next
 			}
 		}
