@@ -12,18 +12,25 @@ import (
 	"time"
 )
 
-// DefaultPath is the lock file; MAILFW_LOCK_FILE overrides it.
-const DefaultPath = "/run/lock/mailfw.lock"
+// DefaultPath is the lock file; MAILFW_LOCK_FILE overrides it. It lives in
+// /run, which only root may write, rather than in the world-writable
+// /run/lock, where another user could plant a link or hold the lock.
+const DefaultPath = "/run/mailfw.lock"
 
-// Path returns the lock file in force.
+// Path returns the lock file in force. Without root (a plan against a
+// cloud target, say), it is a file in the user's own runtime or temporary
+// directory.
 func Path() string {
 	if p := os.Getenv("MAILFW_LOCK_FILE"); p != "" {
 		return p
 	}
-	if _, err := os.Stat(filepath.Dir(DefaultPath)); err != nil {
-		return filepath.Join(os.TempDir(), "mailfw.lock")
+	if os.Geteuid() == 0 {
+		return DefaultPath
 	}
-	return DefaultPath
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
+		return filepath.Join(dir, "mailfw.lock")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("mailfw-%d.lock", os.Geteuid()))
 }
 
 // Lock is a held lock.
@@ -36,16 +43,21 @@ var ErrTimeout = errors.New("another mailfw run holds the lock")
 // calls waiting once when it has to wait, so the caller can say why nothing
 // happens.
 func Acquire(ctx context.Context, path string, wait time.Duration, waiting func()) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW: the lock is never a link to some other file. Nothing
+	// is written into it; the flock alone is the lock.
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening lock file: %w", err)
+		return nil, fmt.Errorf("opening lock file %s: %w (it must be a plain file, not a link)", path, err)
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("lock file %s is not a plain file", path)
 	}
 	deadline := time.Now().Add(wait)
 	told := false
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			fmt.Fprintf(f, "%d\n", os.Getpid())
 			return &Lock{f: f}, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {

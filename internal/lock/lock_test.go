@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -40,5 +41,33 @@ func TestAcquire_stopsWhenTheContextEnds(t *testing.T) {
 	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
 	if _, err := Acquire(ctx, path, time.Hour, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Acquire = %v, want context.Canceled", err)
+	}
+}
+
+func TestAcquire_refusesALinkAndWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "mailfw.lock")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := Acquire(context.Background(), link, time.Second, nil); err == nil {
+		l.Release()
+		t.Fatal("Acquire followed a symlink")
+	}
+	plain := filepath.Join(dir, "plain.lock")
+	l, err := Acquire(context.Background(), plain, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if data, _ := os.ReadFile(victim); string(data) != "precious\n" {
+		t.Errorf("victim changed: %q", data)
+	}
+	if st, _ := os.Stat(plain); st.Size() != 0 {
+		t.Errorf("the lock file holds %d bytes; nothing should be written", st.Size())
 	}
 }
