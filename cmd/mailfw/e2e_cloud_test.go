@@ -79,6 +79,7 @@ func TestCLI_awsDenyEntryIsAnError(t *testing.T) {
 		"deny:\n  - port: smtp\n    from: [192.0.2.1]\n"
 	c.write("mailfw.yaml", policy)
 	c.expect(c.mailfw("", "plan"), 1, "mailfw.yaml:18:5: deny[0]: a target of type aws can only allow")
+	c.expect(c.mailfw("", "validate"), 1, "target prod (aws):", "mailfw.yaml:18:5: deny[0]: a target of type aws can only allow")
 	if n := len(emu.Requests()); n > 2 {
 		t.Errorf("%d API calls for a policy refused before any write", n)
 	}

@@ -182,6 +182,7 @@ func TestCLI_badPolicyChangesNothing(t *testing.T) {
 			c.write("mailfw.yaml", tc.policy)
 			c.expect(c.mailfw("", "apply", "--auto-approve"), 1, tc.want)
 			c.expect(c.mailfw("", "plan"), 1, tc.want)
+			c.expect(c.mailfw("", "validate"), 1, tc.want)
 			if after := c.save(); after != before {
 				t.Errorf("a bad policy changed the firewall:\n%s", after)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -15,7 +16,10 @@ func newValidateCmd(g *globals) *cobra.Command {
 		Short: "Check a policy file without reading any firewall",
 		Long: `validate loads the policy file and reports every mistake with its file, line and
 column: unknown keys, bad addresses, unknown source names, ports out of range,
-targets without a name or with the same name, unreadable address lists.`,
+targets without a name or with the same name, unreadable address lists, and what
+a target's type cannot express (a deny on a security group, a prefix list on a
+host firewall, a description the backend cannot store). It reads no firewall and
+calls no cloud API.`,
 		Example: `  mailfw validate -c /etc/mailfw.yaml
 
   # A minimal policy: an MX open to everyone, submission only from the office
@@ -38,6 +42,15 @@ targets without a name or with the same name, unreadable address lists.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.loadPolicy(opts.config)
 			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, t := range p.Targets {
+				if _, err := p.Desired(t, capabilitiesOf(t.Type)); err != nil {
+					errs = append(errs, fmt.Errorf("target %s (%s):\n%w", t.Name, t.Type, err))
+				}
+			}
+			if err := errors.Join(errs...); err != nil {
 				return err
 			}
 			rules := 0
