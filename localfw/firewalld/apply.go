@@ -271,19 +271,12 @@ func (b *Backend) applyWithReload(ctx context.Context, bt *batch, inRuntime, inP
 		}
 	}
 	if err := b.createPolicies(ctx, create); err != nil {
-		return nil, fmt.Errorf("creating policies %v in the permanent configuration (runtime "+
-			"unchanged, no rule written; a rerun continues): %w", create, err)
+		return nil, errors.Join(fmt.Errorf("creating policies %v in the permanent configuration "+
+			"(runtime unchanged, no rule written; a rerun continues): %w", create, err),
+			b.release(ctx, held))
 	}
-	for _, ph := range []struct {
-		op    string
-		steps map[string][]step
-	}{{"add", bt.adds}, {"remove", bt.removes}} {
-		if calls := phaseCalls(true, ph.op, ph.steps); len(calls) > 0 {
-			if _, _, err := b.parallel(ctx, calls); err != nil {
-				return nil, fmt.Errorf("writing rules to the permanent configuration (runtime "+
-					"unchanged, not reloaded; a rerun continues): %w", err)
-			}
-		}
+	if err := b.writePermanent(ctx, bt); err != nil {
+		return nil, errors.Join(err, b.release(ctx, held))
 	}
 	b.log.Info("reloading firewalld to bring the new mailfw policies into force",
 		"created", create, "missing_in_runtime", missingOf(inRuntime))
@@ -562,6 +555,23 @@ func (b *Backend) release(ctx context.Context, held []item) error {
 		return fmt.Errorf("these runtime-only entries were written to the permanent "+
 			"configuration for the reload and may still be there; remove them with "+
 			"firewall-cmd --permanent: %s: %w", strings.Join(itemStrings(held), "; "), err)
+	}
+	return nil
+}
+
+// writePermanent writes the batch into the permanent configuration only.
+func (b *Backend) writePermanent(ctx context.Context, bt *batch) error {
+	for _, op := range []string{"add", "remove"} {
+		steps := bt.adds
+		if op == "remove" {
+			steps = bt.removes
+		}
+		if calls := phaseCalls(true, op, steps); len(calls) > 0 {
+			if _, _, err := b.parallel(ctx, calls); err != nil {
+				return fmt.Errorf("writing rules to the permanent configuration (runtime "+
+					"unchanged, not reloaded; a rerun continues): %w", err)
+			}
+		}
 	}
 	return nil
 }

@@ -115,14 +115,22 @@ func (b *Backend) fc(ctx context.Context, args ...string) (string, error) {
 	return string(out), err
 }
 
+// maxParallel bounds the firewall-cmd processes one Backend runs at once.
+const maxParallel = 6
+
 // parallel runs the calls at once and returns their outputs and errors in
 // order, with all errors joined.
 func (b *Backend) parallel(ctx context.Context, calls [][]string) ([]string, []error, error) {
 	outs := make([]string, len(calls))
 	errs := make([]error, len(calls))
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxParallel)
 	for i, c := range calls {
-		wg.Go(func() { outs[i], errs[i] = b.fc(ctx, c...) })
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			outs[i], errs[i] = b.fc(ctx, c...)
+		})
 	}
 	wg.Wait()
 	return outs, errs, errors.Join(errs...)
