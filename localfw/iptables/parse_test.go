@@ -476,3 +476,53 @@ func TestLayout_placesTheJump(t *testing.T) {
 		})
 	}
 }
+
+// TestDiff_ordinaryRHELHostNeedsNothingAndWarnsOfNothing: an INPUT in the
+// RHEL style (state NEW allows, RELATED,ESTABLISHED first) already grants
+// the policy, and the established-traffic rule is no broad rule.
+func TestDiff_ordinaryRHELHostNeedsNothingAndWarnsOfNothing(t *testing.T) {
+	listing := "*filter\n:INPUT ACCEPT [0:0]\n" +
+		"-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n" +
+		"-A INPUT -p icmp -j ACCEPT\n-A INPUT -i lo -j ACCEPT\n" +
+		"-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT\n" +
+		"-A INPUT -p tcp -m state --state NEW -m tcp --dport 25 -j ACCEPT\n" +
+		"-A INPUT -p tcp -m conntrack --ctstate NEW,UNTRACKED -m tcp --dport 587 -j ACCEPT\n" +
+		"-A INPUT -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
+	tb, err := parseSave([]byte(listing), plan.IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &plan.State{Kind: ModeNFT.Kind()}
+	describeState(st, []*table{tb}, nil)
+	p, err := plan.ParsePolicy("test.yaml", []byte(`version: 1
+allow:
+  - port: smtp
+    from: [anywhere-ipv4]
+  - port: submission
+    from: [anywhere-ipv4]
+targets:
+  - name: host
+    type: iptables
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := plan.Capabilities{Deny: true, Limit: true, Description: StoredDescription}
+	desired, err := p.Desired(p.Targets[0], caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := plan.Diff(desired, st, caps, plan.DiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tp.Changes) != 0 || len(tp.Satisfied) != 2 {
+		t.Errorf("%d changes and %d satisfied, want none and 2:\n%v", len(tp.Changes), len(tp.Satisfied),
+			tp.Changes)
+	}
+	for _, f := range tp.Findings {
+		if f.Severity == plan.High || f.ID == plan.FindingBroadRule {
+			t.Errorf("finding %s %s: %s", f.ID, f.Severity, f.Message)
+		}
+	}
+}
