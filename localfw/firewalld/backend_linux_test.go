@@ -277,8 +277,11 @@ func TestApply_handEditedPolicyIsAFindingAndStays(t *testing.T) {
 	}
 }
 
-func TestRead_runtimeOnlyMailPortIsAFinding(t *testing.T) {
+func TestRead_runtimeOnlyMailPortAndSourceZoneAreFindings(t *testing.T) {
 	fw, b := newTestBackend(t)
+	fw.Cmd("--permanent", "--new-zone=backoffice")
+	fw.Cmd("--permanent", "--zone=backoffice", "--add-source=198.18.0.0/15")
+	fw.Cmd("--reload")
 	fw.Cmd("--zone=public", "--add-port=587/tcp")
 	fw.Cmd("--zone=public", "--add-port=8080/tcp")
 	st, err := b.Read(context.Background())
@@ -293,6 +296,20 @@ func TestRead_runtimeOnlyMailPortIsAFinding(t *testing.T) {
 	}
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "587/tcp") || strings.Contains(msgs[0], "8080") {
 		t.Errorf("runtime/permanent findings = %q, want one naming 587/tcp only", msgs)
+	}
+	var zoneFinding bool
+	for _, f := range st.Findings {
+		zoneFinding = zoneFinding || (f.ID == FindingSourceZone && strings.Contains(f.Message, "backoffice"))
+	}
+	if !zoneFinding {
+		t.Errorf("no %s finding for zone backoffice: %+v", FindingSourceZone, st.Findings)
+	}
+	// The public zone's runtime port no longer counts for the backoffice
+	// sources: the zone bound to them is evaluated instead.
+	for _, r := range st.Scopes[0].Rules {
+		if r.Origin == "zone public port 587/tcp" && r.Family == plan.IPv4 && !r.Conditional {
+			t.Errorf("%s is unconditional although zone backoffice takes part of its sources", r)
+		}
 	}
 }
 
