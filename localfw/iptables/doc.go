@@ -104,7 +104,10 @@
 //     recent list, a connection limit, a rate or any match mailfw does not
 //     know), or a jump to a chain that holds one before its catch-all or
 //     its end (fail2ban's chains).
-//   - neither: allows, LOG, and rules that never see a new connection.
+//   - neither: allows, LOG, rules that never see a new connection, and
+//     rules for traffic no mail sender sends to the host (to a loopback
+//     destination such as "! -i lo -d 127.0.0.0/8 -j REJECT", broadcast,
+//     multicast).
 //
 // The jump goes immediately before the first catch-all, or at the end of
 // INPUT when there is none (the policy applies after it), and so after

@@ -181,7 +181,7 @@ type verdictOn struct {
 // ports. A jump's verdict is that of the rules of its chain up to its
 // catch-all or an unconditional RETURN.
 func (t *table) judge(r *rule, m match, anySrc bool, ports []int, depth int) verdictOn {
-	if r.loopback || r.noNew || depth > 8 || !m.coversAny(ports) {
+	if r.loopback || r.noNew || r.notMail || depth > 8 || !m.coversAny(ports) {
 		return verdictOn{}
 	}
 	anySrc = anySrc && r.anySource()

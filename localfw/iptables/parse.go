@@ -234,6 +234,10 @@ type rule struct {
 	// new TCP connection (a conntrack state without NEW, TCP flags a SYN
 	// does not have): it neither opens nor closes a mail port.
 	noNew bool
+	// notMail is true when the rule selects only traffic no mail sender
+	// can send to the host: to a loopback destination, or broadcast and
+	// multicast packets. Placement ignores it.
+	notMail bool
 }
 
 // conditional reports whether the rule matches only some of the packets
@@ -280,10 +284,11 @@ func (r *rule) spec() string {
 var optionModules = map[string]bool{
 	"tcp": true, "udp": true, "multiport": true, "comment": true, "connlimit": true,
 	"conntrack": true, "state": true, "set": true, "iprange": true, "addrtype": true, "geoip": true,
+	"pkttype": true,
 }
 
 var moduleKinds = map[string]condKind{
-	"pkttype": condSelector, "physdev": condSelector, "recent": condSource, "mac": condSource,
+	"physdev": condSelector, "recent": condSource, "mac": condSource,
 }
 
 // optionKinds are the module options that select by source or by
@@ -292,7 +297,7 @@ var optionKinds = map[string]condKind{
 	"--src-range": condSource, "--src-type": condSource, "--src-cc": condSource,
 	"--source-country": condSource, "--ctorigsrc": condSource, "--ctreplsrc": condSource,
 	"--dst-range": condSelector, "--dst-type": condSelector, "--dst-cc": condSelector,
-	"--destination-country": condSelector, "--limit-iface-in": condSelector,
+	"--destination-country": condSelector, "--limit-iface-in": condSelector, "--pkt-type": condSelector,
 }
 
 // parseRule interprets the words of one rule. It never fails: what it does
@@ -325,7 +330,11 @@ func parseRule(chain string, args []string) *rule {
 				r.addCond(condSelector, negText(neg, "-i "+v))
 			}
 		case "-d", "--destination":
-			r.addCond(condSelector, negText(neg, "-d "+next()))
+			v := next()
+			r.addCond(condSelector, negText(neg, "-d "+v))
+			if p, err := netip.ParsePrefix(v); err == nil && !neg && p.Addr().IsLoopback() {
+				r.notMail = true
+			}
 		case "-m", "--match":
 			if mod = next(); !optionModules[mod] {
 				k, ok := moduleKinds[mod]
@@ -385,6 +394,9 @@ func (r *rule) option(mod, opt string, vals []string, neg bool) {
 		r.addCond(condSelector, text)
 	case opt == "--match-set":
 		r.addCond(condSource, text)
+	case (opt == "--pkt-type" || opt == "--dst-type") && !neg && len(vals) == 1 && notUnicast[strings.ToUpper(vals[0])]:
+		r.notMail = true
+		r.addCond(condSelector, text)
 	default:
 		k, ok := optionKinds[opt]
 		if !ok {
@@ -393,6 +405,10 @@ func (r *rule) option(mod, opt string, vals []string, neg bool) {
 		r.addCond(k, text)
 	}
 }
+
+// notUnicast are the packet and address types (pkttype, addrtype) that
+// no TCP connection uses.
+var notUnicast = map[string]bool{"BROADCAST": true, "MULTICAST": true}
 
 // setStates reads a conntrack state list. A state match that lets NEW
 // through is no condition on new connections; one that lets neither NEW

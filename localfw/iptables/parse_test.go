@@ -457,6 +457,9 @@ func TestLayout_placesTheJump(t *testing.T) {
 			"-A S -j REJECT\n", "floor=1 catchAll=1 blocked=[0] jumps=[] bad=[]"},
 		{"closing-chain-without-bans", ":S - [0:0]\n-A INPUT -p tcp -j S\n-A S -s 10.0.0.0/8 -j ACCEPT\n-A S -j REJECT\n",
 			"floor=0 catchAll=0 blocked=[] jumps=[] bad=[]"},
+		{"not-mail", "-A INPUT ! -i lo -d 127.0.0.0/8 -j REJECT\n-A INPUT -m pkttype --pkt-type broadcast -j DROP\n" +
+			"-A INPUT -m addrtype --dst-type MULTICAST -j DROP\n-A INPUT -d 192.0.2.1/32 -j DROP\n",
+			"floor=0 catchAll=3 blocked=[] jumps=[] bad=[]"},
 		{"jumps", ":" + Chain + " - [0:0]\n-A INPUT -j " + Chain + "\n-A INPUT -m comment --comment mailfw -j " + Chain + "\n" +
 			"-A INPUT -p tcp -m comment --comment mailfw -j " + Chain + "\n-A INPUT -m comment --comment mailfw -g " + Chain + "\n",
 			"floor=0 catchAll=-1 blocked=[] jumps=[0 1] bad=[2 3]"},
