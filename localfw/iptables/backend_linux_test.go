@@ -621,22 +621,24 @@ targets:
     type: iptables
 `)
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHost(t, ModeNFT, true)
-			h.restore(plan.IPv4, "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"+tt.rules+"COMMIT\n")
-			h.apply(p)
-			var input []string
-			for line := range strings.Lines(h.save(plan.IPv4)) {
-				if strings.HasPrefix(line, "-A INPUT ") {
-					input = append(input, strings.TrimSpace(line))
+		for _, m := range modes {
+			t.Run(tt.name+"/"+string(m), func(t *testing.T) {
+				h := newHost(t, m, true)
+				h.restore(plan.IPv4, "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"+tt.rules+"COMMIT\n")
+				h.apply(p)
+				var input []string
+				for line := range strings.Lines(h.save(plan.IPv4)) {
+					if strings.HasPrefix(line, "-A INPUT ") {
+						input = append(input, strings.TrimSpace(line))
+					}
 				}
-			}
-			got := slices.IndexFunc(input, func(s string) bool { return strings.HasSuffix(s, "-j "+Chain) })
-			if got != tt.want || strings.Count(strings.Join(input, "\n"), Chain) != 1 {
-				t.Errorf("jump at %d, want %d:\n%s", got, tt.want, strings.Join(input, "\n"))
-			}
-			h.converged(p)
-		})
+				got := slices.IndexFunc(input, func(s string) bool { return strings.HasSuffix(s, "-j "+Chain) })
+				if got != tt.want || strings.Count(strings.Join(input, "\n"), Chain) != 1 {
+					t.Errorf("jump at %d, want %d:\n%s", got, tt.want, strings.Join(input, "\n"))
+				}
+				h.converged(p)
+			})
+		}
 	}
 }
 

@@ -224,38 +224,40 @@ targets:
     type: iptables
 `)
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHost(t, ModeNFT, true)
-			client := sandbox.NewNetns(t)
-			h.ns.Link(client, []string{"192.0.2.1/24"}, []string{"192.0.2.2/24", "192.0.2.3/24", "192.0.2.4/24"})
-			dev := "v" + h.ns.Name[5:]
-			h.restore(plan.IPv4, "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"+
-				strings.ReplaceAll(tt.rules, "{dev}", dev)+"COMMIT\n")
-			h.ns.Listen("0.0.0.0:25")
-			// .4 is neither banned nor accepted by anyone's rules.
-			if err := client.Connect("192.0.2.4", "192.0.2.1:25", 3*time.Second); err == nil {
-				t.Fatal("before apply, port 25 was open already")
-			}
-			tp := h.plan(p)
-			if len(tp.Changes) == 0 {
-				t.Error("the plan has no changes although port 25 is closed")
-			}
-			for _, id := range tt.findings {
-				if !slices.ContainsFunc(tp.Findings, func(f plan.Finding) bool { return f.ID == id }) {
-					t.Errorf("no %s finding in %+v", id, tp.Findings)
+		for _, m := range modes {
+			t.Run(tt.name+"/"+string(m), func(t *testing.T) {
+				h := newHost(t, m, true)
+				client := sandbox.NewNetns(t)
+				h.ns.Link(client, []string{"192.0.2.1/24"}, []string{"192.0.2.2/24", "192.0.2.3/24", "192.0.2.4/24"})
+				dev := "v" + h.ns.Name[5:]
+				h.restore(plan.IPv4, "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"+
+					strings.ReplaceAll(tt.rules, "{dev}", dev)+"COMMIT\n")
+				h.ns.Listen("0.0.0.0:25")
+				// .4 is neither banned nor accepted by anyone's rules.
+				if err := client.Connect("192.0.2.4", "192.0.2.1:25", 3*time.Second); err == nil {
+					t.Fatal("before apply, port 25 was open already")
 				}
-			}
-			h.apply(p)
-			for _, c := range tt.conns {
-				err := client.Connect(c.from, "192.0.2.1:25", 3*time.Second)
-				if c.open && err != nil {
-					t.Errorf("%s cannot reach port 25: %v", c.from, err)
+				tp := h.plan(p)
+				if len(tp.Changes) == 0 {
+					t.Error("the plan has no changes although port 25 is closed")
 				}
-				if !c.open && err == nil {
-					t.Errorf("%s reached port 25", c.from)
+				for _, id := range tt.findings {
+					if !slices.ContainsFunc(tp.Findings, func(f plan.Finding) bool { return f.ID == id }) {
+						t.Errorf("no %s finding in %+v", id, tp.Findings)
+					}
 				}
-			}
-			h.converged(p)
-		})
+				h.apply(p)
+				for _, c := range tt.conns {
+					err := client.Connect(c.from, "192.0.2.1:25", 3*time.Second)
+					if c.open && err != nil {
+						t.Errorf("%s cannot reach port 25: %v", c.from, err)
+					}
+					if !c.open && err == nil {
+						t.Errorf("%s reached port 25", c.from)
+					}
+				}
+				h.converged(p)
+			})
+		}
 	}
 }
