@@ -53,3 +53,12 @@ func parseSS(out []byte) []int {
 	slices.Sort(ports)
 	return ports
 }
+
+// Notes passes on what the backend says its last Apply did besides the
+// changes (firewalld: the runtime items it carried across a reload).
+func (l listening) Notes() []string {
+	if n, ok := l.Backend.(interface{ Notes() []string }); ok {
+		return n.Notes()
+	}
+	return nil
+}

@@ -45,6 +45,8 @@ type Change struct {
 	Scope string `json:"scope,omitempty"`
 	// ID is the Observed.ID of the rule removed or updated; empty for an add.
 	ID string `json:"id,omitempty"`
+	// OldDescription is the description an update replaces.
+	OldDescription string `json:"old_description,omitempty"`
 }
 
 // Capabilities says what a backend can express. The diff and the policy

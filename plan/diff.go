@@ -269,7 +269,7 @@ func (d *scopeDiff) run() error {
 			}
 			if rules[keep].Description != want.Description {
 				d.changes = append(d.changes, Change{Action: Update, Rule: want, Reason: ReasonDescription,
-					Scope: d.scope.ID, ID: rules[keep].ID})
+					Scope: d.scope.ID, ID: rules[keep].ID, OldDescription: rules[keep].Description})
 			}
 			continue
 		}

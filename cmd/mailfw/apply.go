@@ -155,8 +155,8 @@ func (g *globals) loadSavedPlan(ctx context.Context, opts *applyOptions, file st
 	}
 	if len(stale) > 0 {
 		return nil, nil, fmt.Errorf("the firewall of target(s) %s changed since the plan %s was made; "+
-			"nothing was changed: make a new plan with 'mailfw plan --out %s' and review it",
-			strings.Join(stale, ", "), file, file)
+			"nothing was changed: make a new plan with 'mailfw plan -c %s --out %s' and review it",
+			strings.Join(stale, ", "), file, pol.File, file)
 	}
 	if len(edited) > 0 {
 		// The same policy on the same state always gives the same plan, so
@@ -194,6 +194,11 @@ func (g *globals) execute(ctx context.Context, pf *plan.File, bs []opened) error
 			fmt.Fprintf(g.io.Out, "%s: %s %s\n", tp.Name, c.Action.Symbol(), c.Rule)
 			count(&sum, c.Action)
 		}
+		if n, ok := bs[i].backend.(interface{ Notes() []string }); ok {
+			for _, note := range n.Notes() {
+				fmt.Fprintf(g.io.Out, "%s: note: %s\n", tp.Name, note)
+			}
+		}
 		if err != nil {
 			return g.reportPartial(pf, i, done, err, sum)
 		}
@@ -224,7 +229,11 @@ func (g *globals) reportPartial(pf *plan.File, failed int, done []plan.Change, c
 	fmt.Fprintf(&b, "Made %d of %d change(s) on target %s before the failure; not made:\n", len(done), len(tp.Changes), tp.Name)
 	for _, c := range tp.Changes {
 		if !isDone[changeKey(c)] {
-			fmt.Fprintf(&b, "  %s %s\n", c.Action.Symbol(), c.Rule)
+			where := ""
+			if c.Scope != "" {
+				where = " in " + c.Scope
+			}
+			fmt.Fprintf(&b, "  %s %s%s\n", c.Action.Symbol(), c.Rule, where)
 		}
 	}
 	var later []string
@@ -236,7 +245,8 @@ func (g *globals) reportPartial(pf *plan.File, failed int, done []plan.Change, c
 	if len(later) > 0 {
 		fmt.Fprintf(&b, "Not attempted: target(s) %s.\n", strings.Join(later, ", "))
 	}
-	fmt.Fprintf(&b, "In all: %d added, %d changed, %d removed. Run 'mailfw plan' to see what is left; 'mailfw apply' again finishes the job.",
+	fmt.Fprintf(&b, "In all: %d added, %d changed, %d removed. Run 'mailfw plan' to see what is left; "+
+		"once the cause above is dealt with, 'mailfw apply' again finishes the job.",
 		sum.Add, sum.Update, sum.Remove)
 	return &exitErr{code: exitError, err: errors.New(b.String())}
 }

@@ -12,6 +12,9 @@ import (
 type Human struct {
 	W     io.Writer
 	Color bool
+	// builtin is set while rendering a plan of the built-in policy, whose
+	// lines a user has never seen.
+	builtin bool
 }
 
 const (
@@ -41,6 +44,7 @@ var reasonText = map[plan.Reason]string{
 // Plan prints every target's changes, what is already granted, the
 // findings, and the closing count.
 func (h Human) Plan(f *plan.File) {
+	h.builtin = f.PolicyFile == plan.DefaultPolicyName
 	for _, t := range f.Targets {
 		h.target(t)
 	}
@@ -59,13 +63,14 @@ func (h Human) target(t plan.TargetPlan) {
 		kind = t.Type + ", " + t.Kind
 	}
 	fmt.Fprintf(h.W, "%s %s (%s)\n", h.paint(bold, "Target"), h.paint(bold, t.Name), kind)
-	scope := ""
-	for _, c := range t.Changes {
-		if c.Scope != scope && c.Scope != "" && multiScope(t) {
-			fmt.Fprintf(h.W, "  %s\n", c.Scope)
+	multi := multiScope(t)
+	for _, group := range byScope(t.Changes) {
+		if multi {
+			fmt.Fprintf(h.W, "  %s\n", group[0].Scope)
 		}
-		scope = c.Scope
-		h.change(c)
+		for _, c := range group {
+			h.change(c, multi)
+		}
 	}
 	for _, s := range t.Satisfied {
 		fmt.Fprintf(h.W, "  %s %s %s\n", h.paint(dim, "="), s.Rule,
@@ -92,10 +97,35 @@ func multiScope(t plan.TargetPlan) bool {
 	return len(t.Changes) > 0 && t.Changes[0].Scope != "INPUT" && t.Changes[0].Scope != ""
 }
 
-func (h Human) change(c plan.Change) {
+// byScope groups changes by scope, in the order scopes first appear, and
+// keeps the apply order within each.
+func byScope(cs []plan.Change) [][]plan.Change {
+	var groups [][]plan.Change
+	index := map[string]int{}
+	for _, c := range cs {
+		i, ok := index[c.Scope]
+		if !ok {
+			i = len(groups)
+			index[c.Scope] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
+	}
+	return groups
+}
+
+func (h Human) change(c plan.Change, indent bool) {
 	color := map[plan.Action]string{plan.Add: green, plan.Remove: red, plan.Update: yellow}[c.Action]
-	line := fmt.Sprintf("  %s %s", h.paint(color, c.Action.Symbol()), c.Rule)
-	if r := reasonText[c.Reason]; r != "" {
+	pad := "  "
+	if indent {
+		pad = "    "
+	}
+	line := fmt.Sprintf("%s%s %s", pad, h.paint(color, c.Action.Symbol()), c.Rule)
+	r := reasonText[c.Reason]
+	if c.Reason == plan.ReasonDescription {
+		r = fmt.Sprintf("description was %q", c.OldDescription)
+	}
+	if r != "" {
 		line += h.paint(dim, " ("+r+")")
 	}
 	fmt.Fprintln(h.W, line)
@@ -108,7 +138,7 @@ var severityColor = map[plan.Severity]string{
 func (h Human) finding(f plan.Finding) {
 	sev := fmt.Sprintf("%-8s", strings.ToUpper(string(f.Severity)))
 	where := ""
-	if f.Line > 0 {
+	if f.Line > 0 && !h.builtin {
 		where = fmt.Sprintf(" [policy line %d]", f.Line)
 	}
 	if f.Scope != "" && f.Scope != "INPUT" {
@@ -125,8 +155,9 @@ func (h Human) summary(s plan.Summary) {
 	fmt.Fprintf(h.W, "%s %d to add, %d to change, %d to remove.\n", h.paint(bold, "Plan:"), s.Add, s.Update, s.Remove)
 }
 
-// Findings prints an audit: drift as changes, then findings, then a count.
+// Audit prints an audit: drift as changes, then findings, then a count.
 func (h Human) Audit(f *plan.File) {
+	h.builtin = f.PolicyFile == plan.DefaultPolicyName
 	for _, t := range f.Targets {
 		h.target(t)
 	}
