@@ -21,12 +21,15 @@ func (p *Policy) Desired(t Target, caps Capabilities) ([]Rule, error) {
 				"move deny entries to a policy file without %s targets", t.Type, t.Type)
 			return
 		}
-		desc := e.Description
+		desc, asWritten := e.Description, ""
 		if caps.Description != nil {
 			d, err := caps.Description(desc)
 			if err != nil {
 				fail(e, field+".description", "%v", err)
 				return
+			}
+			if d != desc && desc != "" {
+				asWritten = desc
 			}
 			desc = d
 		}
@@ -38,7 +41,8 @@ func (p *Policy) Desired(t Target, caps Capabilities) ([]Rule, error) {
 					return
 				}
 				r := Rule{Family: se.Family, Protocol: "tcp", Port: e.Port, Source: se.Value,
-					Verdict: v, Limit: e.Limit, Description: desc, Line: e.Line}
+					Verdict: v, Limit: e.Limit, Description: desc, Line: e.Line,
+					oneFamily: name == "anywhere-ipv4" || name == "anywhere-ipv6", asWritten: asWritten}
 				if v == Deny {
 					r.Limit = nil
 				}

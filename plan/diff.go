@@ -121,8 +121,16 @@ func notListening(desired []Rule, listening []int) []Finding {
 func fitToTarget(desired []Rule, st *State, caps Capabilities) ([]Rule, []Finding) {
 	var out []Rule
 	var fs []Finding
-	noV6, limitLines := 0, map[int]bool{}
+	noV6, limitLines, descLines := 0, map[int]bool{}, map[int]bool{}
 	for _, r := range desired {
+		if r.asWritten != "" && !descLines[r.Line] {
+			descLines[r.Line] = true
+			msg := fmt.Sprintf("this target stores the description as %q", r.Description)
+			if r.Description == "" {
+				msg = "this target cannot store descriptions; only the mark is written"
+			}
+			fs = append(fs, Finding{ID: FindingDescriptionFitted, Severity: Info, Line: r.Line, Message: msg})
+		}
 		if r.Family == IPv6 && (!st.IPv6 || !caps.IPv6) {
 			noV6++
 			continue

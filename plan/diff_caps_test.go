@@ -213,3 +213,39 @@ func mustParse(t *testing.T, src string) *Policy {
 	}
 	return p
 }
+
+func TestDiff_oneFamilyOnPurposeAndFittedDescriptions(t *testing.T) {
+	pol := mustParse(t, `version: 1
+allow:
+  - port: smtp
+    from: [anywhere-ipv4]
+  - port: submission
+    from: [0.0.0.0/0]
+    description: a description this target must shorten
+`)
+	caps := Capabilities{IPv6: true, Description: func(s string) (string, error) {
+		if len(s) > 10 {
+			return s[:10], nil
+		}
+		return s, nil
+	}}
+	desired, err := pol.Desired(pol.Targets[0], caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := Diff(desired, &State{IPv6: true, Scopes: []Scope{{ID: "INPUT"}}}, caps, DiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// anywhere-ipv4 says IPv4 on purpose; a bare 0.0.0.0/0 may be a
+	// forgotten IPv6 and is reported.
+	want := []string{"medium family-mismatch", "info description-fitted"}
+	if d := cmp.Diff(want, findingIDs(tp.Findings)); d != "" {
+		t.Errorf("findings (-want +got):\n%s", d)
+	}
+	for _, f := range tp.Findings {
+		if f.ID == FindingFamilyMismatch && !strings.Contains(f.Message, "port 587") {
+			t.Errorf("family-mismatch about the wrong port: %s", f.Message)
+		}
+	}
+}

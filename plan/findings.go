@@ -72,9 +72,23 @@ func (d *scopeDiff) reportExposure(o *Observed, exposed, beyond []int) {
 			sev = High
 		}
 		d.add(Finding{ID: FindingOpenBeyondPolicy, Severity: sev, Rule: o,
-			Message: fmt.Sprintf("%s opens port %s wider than the policy allows%s; remove it, add it to the policy, or use ownership: exclusive",
-				o, portList(beyond), cond)})
+			Message: fmt.Sprintf("%s opens port %s wider than the policy allows%s; %s",
+				o, portList(beyond), cond, d.exposureHint(o))})
 	}
+}
+
+// exposureHint says what the user can do about an unmarked rule that opens
+// too much.
+func (d *scopeDiff) exposureHint(o *Observed) string {
+	switch {
+	case o.Fixed:
+		return "mailfw never removes it on this target: remove it by hand, or add its sources to the policy"
+	case o.Conditional:
+		return "remove it by hand, or add its sources to the policy"
+	case d.opts.Ownership == Exclusive:
+		return "remove it by hand, or add its sources to the policy"
+	}
+	return "remove it, add its sources to the policy, or set ownership: exclusive to let mailfw remove it"
 }
 
 // policyAllows reports whether some desired allow for port p covers all of
@@ -198,17 +212,40 @@ func (d *scopeDiff) findFamilyMismatch() {
 	}
 	for _, p := range d.ports {
 		v4, v6 := d.worldOpen(IPv4, p), d.worldOpen(IPv6, p)
-		if v4 == v6 {
+		if v4 == v6 || d.oneFamilyOnPurpose(p) {
 			continue
 		}
 		open, shut := "IPv4", "IPv6"
 		if v6 {
 			open, shut = shut, open
 		}
+		how := "use from: [anywhere] for both families, or anywhere-ipv4 / anywhere-ipv6 to say one on purpose"
+		if !d.policyOpensToWorld(p) {
+			how = "an unmarked rule opens it to the world in one family only"
+		}
 		d.add(Finding{ID: FindingFamilyMismatch, Severity: Medium, Line: d.lineFor(p),
-			Message: fmt.Sprintf("port %d will be open to all of %s but not to all of %s; "+
-				"use from: [anywhere] for both families, or say anywhere-ipv4 on purpose", p, open, shut)})
+			Message: fmt.Sprintf("port %d will be open to all of %s but not to all of %s; %s", p, open, shut, how)})
 	}
+}
+
+// oneFamilyOnPurpose reports whether the policy opens port p to the world
+// with anywhere-ipv4 or anywhere-ipv6, naming the family it means.
+func (d *scopeDiff) oneFamilyOnPurpose(p int) bool {
+	for _, w := range d.desired {
+		if w.Verdict == Allow && w.Port == p && w.oneFamily {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *scopeDiff) policyOpensToWorld(p int) bool {
+	for _, w := range d.desired {
+		if w.Verdict == Allow && w.Port == p && isWorld(w.Source) {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *scopeDiff) lineFor(p int) int {

@@ -49,6 +49,13 @@ type Rule struct {
 	// Line is the policy-file line of the entry the rule came from, 0 when
 	// unknown. It is not part of the rule's identity.
 	Line int `json:"line,omitempty"`
+
+	// oneFamily is set for rules from anywhere-ipv4 or anywhere-ipv6: the
+	// policy asked for one family on purpose.
+	oneFamily bool
+	// asWritten is the entry's description before the backend fitted it,
+	// when that changed it.
+	asWritten string
 }
 
 // Key identifies a rule for the diff: everything but Description and Line.
