@@ -75,22 +75,43 @@ func ParsePolicy(filename string, data []byte) (*Policy, error) {
 		}
 	}
 	if len(ps.errs) > 0 {
+		sortErrors(ps.errs)
 		return nil, ps.errs
 	}
 	p.Digest = digestOf(ps.digests...)
 	return p, nil
 }
 
+// sortErrors puts mistakes in file order; those of other files (address
+// lists) come after the policy's own.
+func sortErrors(es PolicyErrors) {
+	slices.SortStableFunc(es, func(a, b *PolicyError) int {
+		if a.File != b.File {
+			if a.File == es[0].File {
+				return -1
+			}
+			return strings.Compare(a.File, b.File)
+		}
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+}
+
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (ps *parser) yamlError(err error) error {
 	msg := err.Error()
+	hint := " (the file is not valid YAML)"
+	if strings.Contains(msg, "cannot start any token") {
+		hint = " (the file is not valid YAML; is there a tab? YAML indents with spaces only)"
+	}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return PolicyErrors{{File: ps.file, Line: line, Column: 1,
-			Msg: m[2] + " (the file is not valid YAML)"}}
+		return PolicyErrors{{File: ps.file, Line: line, Column: 1, Msg: m[2] + hint}}
 	}
-	return PolicyErrors{{File: ps.file, Msg: strings.TrimPrefix(msg, "yaml: ") + " (the file is not valid YAML)"}}
+	return PolicyErrors{{File: ps.file, Msg: strings.TrimPrefix(msg, "yaml: ") + hint}}
 }
 
 // mapping checks that n is a mapping with only the allowed keys and
@@ -140,25 +161,31 @@ func suggest(got string, allowed []string) string {
 	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
-// editDistance is the Levenshtein distance between a and b.
+// editDistance is the optimal-string-alignment distance between a and b:
+// insertions, deletions, substitutions and swaps of neighbours ("form" is
+// one step from "from").
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
 
 func kindName(n *yaml.Node) string {
@@ -341,7 +368,8 @@ func (ps *parser) port(e *Entry, n, item *yaml.Node, field string) bool {
 	}
 	v, err := strconv.Atoi(n.Value)
 	if err != nil || strings.TrimLeft(n.Value, "0123456789") != "" {
-		ps.fail(n, field, "%q is not a port; use smtp (25), submission (587), smtps (465) or a number from 1 to 65535", n.Value)
+		ps.fail(n, field, "%q is not a port; use smtp (25), submission (587), smtps (465) or a number from 1 to 65535%s",
+			n.Value, suggest(n.Value, []string{"smtp", "submission", "smtps", "submissions"}))
 		return false
 	}
 	if v < 1 || v > 65535 {

@@ -42,6 +42,9 @@ func TestParsePolicy_locatesEveryMistake(t *testing.T) {
 			`"sg-xyz" is not an aws security group id`},
 		{"bad-ownership", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\nownership: mine\n", `"mine" is not an ownership mode`},
 		{"empty", "", "the file is empty"},
+		{"swapped-letters", "version: 1\nallow:\n  - port: smtp\n    form: [anywhere]\n", `did you mean "from"?`},
+		{"misspelt-port-name", "version: 1\nallow:\n  - port: submision\n    from: [anywhere]\n", `did you mean "submission"?`},
+		{"tab", "version: 1\nallow:\n\t- port: smtp\n", "is there a tab?"},
 		{"second-document", "version: 1\nallow:\n  - port: smtp\n    from: [anywhere]\n---\nfoo: bar\n", "test.yaml:5:1: the file holds a second YAML document"},
 		{"bad-cidr-inline", "version: 1\nallow:\n  - port: smtp\n    from: [10.0.0.0/33]\n", `test.yaml:4:12: allow[0].from[0]: "10.0.0.0/33" is not a valid CIDR`},
 		{"plus-sign-port", "version: 1\nallow:\n  - port: +25\n    from: [anywhere]\n", `"+25" is not a port`},
@@ -59,6 +62,20 @@ func TestParsePolicy_locatesEveryMistake(t *testing.T) {
 				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParsePolicy_mistakesComeInFileOrder(t *testing.T) {
+	src := "version: 1\nsources:\n  a: [300.0.0.1]\nallow:\n  - port: 0\n    from: [nowhere]\ntargets:\n  - name: x\n    type: ufw\n    zone: z\n"
+	_, err := ParsePolicy("test.yaml", []byte(src))
+	es, ok := AsPolicyErrors(err)
+	if !ok || len(es) < 3 {
+		t.Fatalf("err = %v", err)
+	}
+	for i := 1; i < len(es); i++ {
+		if es[i].Line < es[i-1].Line {
+			t.Errorf("mistake on line %d listed after line %d", es[i].Line, es[i-1].Line)
+		}
 	}
 }
 

@@ -42,6 +42,8 @@ never ("none").`,
 	opts.register(cmd)
 	cmd.Flags().StringVarP(&opts.output, "output", "o", "text", "output format: text, json, sarif or markdown")
 	cmd.Flags().StringVar(&opts.failOn, "fail-on", "high", "exit 2 at: info, low, medium, high, critical, drift or none")
+	cmd.RegisterFlagCompletionFunc("output", completeWords("text", "json", "sarif", "markdown"))
+	cmd.RegisterFlagCompletionFunc("fail-on", completeWords("info", "low", "medium", "high", "critical", "drift", "none"))
 	return cmd
 }
 

@@ -44,6 +44,7 @@ It changes nothing.`,
 	f.StringVarP(&opts.output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&opts.out, "out", "", "also save the plan to this file, for 'mailfw apply FILE'")
 	f.BoolVar(&opts.detailedExitcode, "detailed-exitcode", false, "exit 2 when changes are pending, 0 when none")
+	cmd.RegisterFlagCompletionFunc("output", completeWords("text", "json"))
 	return cmd
 }
 

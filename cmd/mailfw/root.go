@@ -107,7 +107,7 @@ func run(ctx context.Context, io *streams, args []string) int {
 	}
 	var fe *flagError
 	if errors.As(err, &fe) || isCobraUsageError(err) {
-		fmt.Fprintf(io.Err, "Error: %v\nRun 'mailfw %s --help' for usage.\n", err, commandPath(root, args))
+		fmt.Fprintf(io.Err, "Error: %v\nRun '%s --help' for usage.\n", err, commandPath(root, args))
 		return exitError
 	}
 	if ctx.Err() != nil {
@@ -144,10 +144,10 @@ func isCobraUsageError(err error) bool {
 
 func commandPath(root *cobra.Command, args []string) string {
 	c, _, err := root.Find(args)
-	if err != nil || c == root {
-		return ""
+	if err != nil {
+		return root.CommandPath()
 	}
-	return strings.TrimPrefix(c.CommandPath(), "mailfw ")
+	return c.CommandPath()
 }
 
 func newRootCmd(g *globals) *cobra.Command {

@@ -36,6 +36,7 @@ type targetFlags struct {
 
 func (tf *targetFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
+	cmd.RegisterFlagCompletionFunc("target", completeTargets(&tf.config))
 	f.StringVarP(&tf.config, "config", "c", "", "policy file (default $MAILFW_CONFIG, else ./mailfw.yaml, else the built-in default)")
 	f.StringArrayVarP(&tf.targets, "target", "t", nil, "work on this target only (repeatable; default all)")
 	f.BoolVar(&tf.force, "force", false, "run an explicit iptables target even where ufw or firewalld is in charge")
@@ -59,7 +60,7 @@ func (g *globals) loadPolicy(flag string) (*plan.Policy, error) {
 	}
 	p, err := plan.LoadPolicy(path)
 	if err != nil && errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("the policy file %s (from %s) does not exist; create it, or run without -c to use the built-in default", path, from)
+		return nil, fmt.Errorf("the policy file %s (from %s) does not exist; create it, or name none (no -c, no MAILFW_CONFIG, no ./mailfw.yaml) to use the built-in default", path, from)
 	}
 	return p, err
 }
@@ -125,4 +126,36 @@ func (g *globals) planAll(ctx context.Context, p *plan.Policy, targets []opened)
 		tps = append(tps, tp)
 	}
 	return plan.NewFile(p, tps), nil
+}
+
+// completeTargets offers the target names of the policy a command would
+// load, for shell completion of -t.
+func completeTargets(config *string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
+		path := *config
+		if path == "" {
+			path = os.Getenv("MAILFW_CONFIG")
+		}
+		if path == "" {
+			path = "mailfw.yaml"
+		}
+		p, err := plan.LoadPolicy(path)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var names []string
+		for _, t := range p.Targets {
+			if strings.HasPrefix(t.Name, prefix) {
+				names = append(names, t.Name)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeWords offers fixed values for a flag.
+func completeWords(words ...string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return words, cobra.ShellCompDirectiveNoFileComp
+	}
 }

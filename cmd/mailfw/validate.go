@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mailfw/mailfw/plan"
 )
 
 type validateOptions struct{ config string }
@@ -53,14 +55,12 @@ calls no cloud API.`,
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
-			rules := 0
-			for _, e := range append(p.Allow, p.Deny...) {
-				for _, s := range e.From {
-					rules += len(p.SourceEntries(s))
-				}
+			rules, err := p.Desired(plan.Target{Name: "validate"}, plan.Capabilities{Deny: true, Limit: true, IPv6: true, CloudRefs: true})
+			if err != nil {
+				return err
 			}
 			fmt.Fprintf(g.io.Out, "%s is valid: %d allow and %d deny entries (%d rules), %d target(s), ownership %s.\n",
-				p.File, len(p.Allow), len(p.Deny), rules, len(p.Targets), p.Ownership)
+				p.File, len(p.Allow), len(p.Deny), len(rules), len(p.Targets), p.Ownership)
 			return nil
 		},
 	}
