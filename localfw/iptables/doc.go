@@ -24,7 +24,8 @@
 // (an IPv4-mapped "::ffff:192.0.2.1/128") is kept as netip prints it, and
 // a rule whose source is restricted in a way mailfw cannot express (an
 // ipset, an address range, a recent list, a MAC address, a source that
-// does not parse) is left out rather than read as "anywhere". A RETURN
+// does not parse) is left out rather than read as "anywhere"; a negated
+// source ("! -s X") reads as the whole family, Conditional. A RETURN
 // with matches makes the rules after it in its chain Conditional, an
 // unconditional one ends the chain, and a goto (-g) is followed like a
 // jump. Protocols other than tcp, udp and all (icmp, ...) are left out, as

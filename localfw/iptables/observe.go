@@ -194,7 +194,9 @@ func (w *walker) emit(r *rule, m match, cond bool, order int, origin string) int
 		return 0
 	}
 	src := m.src
-	if src == "" {
+	if src == "" || m.srcNeg {
+		// "! -s X" matches every source but X: the world, under a
+		// condition (cond is set), not X.
 		src = plan.World(w.v.t.family)
 	}
 	for _, p := range ports {

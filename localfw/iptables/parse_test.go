@@ -409,6 +409,7 @@ func TestParseRule_statesAndFlagsOnNewConnections(t *testing.T) {
 
 // TestRead_sourcesNeverWiden: a source plan cannot canonicalise is kept
 // exactly (IPv4-mapped) or the rule is left out; it never reads as "any".
+// A negated source is not narrowed to the prefix it excludes either.
 func TestRead_sourcesNeverWiden(t *testing.T) {
 	listing := "*filter\n:INPUT ACCEPT [0:0]\n" +
 		"-A INPUT -s ::ffff:192.0.2.1/128 -p tcp -m tcp --dport 25 -j ACCEPT\n" +
@@ -416,6 +417,7 @@ func TestRead_sourcesNeverWiden(t *testing.T) {
 		"-A INPUT -s not-an-address -p tcp -m tcp --dport 465 -j ACCEPT\n" +
 		"-A INPUT -p tcp -m set --match-set friends src -j ACCEPT\n" +
 		"-A INPUT -p tcp -m iprange --src-range 2001:db8::1-2001:db8::9 -j ACCEPT\n" +
+		"-A INPUT ! -s 2001:db8::/32 -p tcp -m tcp --dport 2525 -j ACCEPT\n" +
 		"COMMIT\n"
 	tb, err := parseSave([]byte(listing), plan.IPv6)
 	if err != nil {
@@ -430,6 +432,7 @@ func TestRead_sourcesNeverWiden(t *testing.T) {
 	want := []string{
 		"allow ipv6 tcp/25 from ::ffff:192.0.2.1/128 (INPUT)",
 		"allow ipv6 tcp/587 from ::ffff:192.0.2.0/120 (INPUT)",
+		"allow ipv6 tcp/2525 from ::/0 (INPUT)", // every source but 2001:db8::/32
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("observed (-want +got):\n%s", diff)
