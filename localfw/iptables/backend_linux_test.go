@@ -602,8 +602,10 @@ func TestApply_jumpGoesBeforeTheFirstCatchAll(t *testing.T) {
 			"-A SMTP-IN -j REJECT\n", 1},
 		{"jump-with-a-source-is-replaced", ":MAILFW-INPUT - [0:0]\n-A INPUT -s 192.0.2.1/32 -m comment --comment mailfw -j MAILFW-INPUT\n" +
 			"-A INPUT -j REJECT\n", 0},
-		{"jump-with-a-port-is-replaced", ":MAILFW-INPUT - [0:0]\n-A INPUT -j REJECT\n" +
-			"-A INPUT -p tcp -m tcp --dport 25 -m comment --comment mailfw -j MAILFW-INPUT\n", 0},
+		{"jump-with-a-port-is-replaced", ":MAILFW-INPUT - [0:0]\n" +
+			"-A INPUT -p tcp -m tcp --dport 25 -m comment --comment mailfw -j MAILFW-INPUT\n-A INPUT -j REJECT\n", 0},
+		{"goto-is-replaced", ":MAILFW-INPUT - [0:0]\n-A INPUT -m comment --comment mailfw -g MAILFW-INPUT\n" +
+			"-A INPUT -j REJECT\n", 0},
 		{"jump-above-a-ban-moves-below-it", ":MAILFW-INPUT - [0:0]\n-A INPUT -m comment --comment mailfw -j MAILFW-INPUT\n" +
 			"-A INPUT -s 198.51.100.9/32 -j DROP\n-A INPUT -j DROP\n", 1},
 		{"udp-reject-is-not-mail", "-A INPUT -p udp -j REJECT\n-A INPUT -j REJECT\n", 1},
@@ -633,7 +635,8 @@ targets:
 					}
 				}
 				got := slices.IndexFunc(input, func(s string) bool { return strings.HasSuffix(s, "-j "+Chain) })
-				if got != tt.want || strings.Count(strings.Join(input, "\n"), Chain) != 1 {
+				if got != tt.want || strings.Count(strings.Join(input, "\n"), Chain) != 1 ||
+					!parseRule("INPUT", strings.Fields(input[got])[2:]).isJump() {
 					t.Errorf("jump at %d, want %d:\n%s", got, tt.want, strings.Join(input, "\n"))
 				}
 				h.converged(p)
