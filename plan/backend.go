@@ -63,6 +63,12 @@ type Capabilities struct {
 	// another priority).
 	ShadowedAllowIsError bool
 
+	// OneRulePerMatch says the backend keeps at most one rule per match
+	// (family, protocol, port, source) whatever its action: adding a rule
+	// whose match an unmarked rule already has would overwrite that rule
+	// (ufw). The diff refuses such an add and names the rule.
+	OneRulePerMatch bool
+
 	// Description maps an entry's description to the text the backend will
 	// store after the mark and read back, or says why it cannot be stored.
 	// nil stores descriptions as they are.

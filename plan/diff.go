@@ -289,6 +289,9 @@ func (d *scopeDiff) run() error {
 		if err := d.checkShadow(want, d.scope.AllowOrder); err != nil {
 			errs = append(errs, err)
 		}
+		if err := d.checkSameMatch(want); err != nil {
+			errs = append(errs, err)
+		}
 		d.changes = append(d.changes, Change{Action: Add, Rule: want, Reason: ReasonMissing, Scope: d.scope.ID})
 	}
 	for _, idx := range ownedByKey {
@@ -459,6 +462,24 @@ func (d *scopeDiff) checkShadow(want Rule, order int) error {
 		Scope: d.scope.ID, Line: want.Line,
 		Message: fmt.Sprintf("the policy's allow for port %d from %s would have no effect: %s comes first and drops it",
 			want.Port, want.Source, by)})
+	return nil
+}
+
+// checkSameMatch refuses an add that would overwrite an unmarked rule with
+// the same match, on backends that hold one rule per match.
+func (d *scopeDiff) checkSameMatch(want Rule) error {
+	if !d.caps.OneRulePerMatch {
+		return nil
+	}
+	for i := range d.scope.Rules {
+		o := &d.scope.Rules[i]
+		if !o.Owned && !d.removed[i] && o.Family == want.Family && o.Protocol == want.Protocol &&
+			o.PortFrom == want.Port && o.PortTo == want.Port && o.Source == want.Source {
+			return fmt.Errorf("policy line %d: adding %s would overwrite the unmarked rule %s, "+
+				"since this firewall keeps one rule per match; change or remove that rule by hand, or drop the entry",
+				want.Line, want, o)
+		}
+	}
 	return nil
 }
 

@@ -249,3 +249,17 @@ allow:
 		}
 	}
 }
+
+func TestDiff_oneRulePerMatchRefusesToOverwriteAnUnmarkedRule(t *testing.T) {
+	st := &State{IPv6: true, Scopes: []Scope{{ID: "ufw", Rules: []Observed{
+		obs("allow ipv4 tcp 25 0.0.0.0/0", conditional, func(o *Observed) { o.Origin = "ufw limit" })}}}}
+	want := rule("allow ipv4 tcp 25 0.0.0.0/0")
+	want.Line = 4
+	_, err := Diff([]Rule{want}, st, Capabilities{IPv6: true, OneRulePerMatch: true}, DiffOptions{})
+	if err == nil || !strings.Contains(err.Error(), "policy line 4") || !strings.Contains(err.Error(), "ufw limit") {
+		t.Fatalf("err = %v, want a refusal naming the ufw limit rule", err)
+	}
+	if _, err := Diff([]Rule{want}, st, Capabilities{IPv6: true}, DiffOptions{}); err != nil {
+		t.Fatalf("a backend without the constraint: %v", err)
+	}
+}

@@ -80,7 +80,7 @@ func New(opts ...Option) *Backend {
 // Capabilities: ufw holds deny rules and IPv6; its "limit" is a rate, not a
 // per-source connection cap, so limits cannot be enforced.
 func (b *Backend) Capabilities() plan.Capabilities {
-	return plan.Capabilities{Deny: true, IPv6: true, Description: Description}
+	return plan.Capabilities{Deny: true, IPv6: true, OneRulePerMatch: true, Description: Description}
 }
 
 // Description maps a policy description to what ufw stores after the mark:

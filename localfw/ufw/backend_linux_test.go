@@ -377,7 +377,23 @@ deny:
     from: [192.0.2.66]
 targets: [{name: host, type: ufw}]
 `)
-	tp, err := plan.PlanTarget(context.Background(), p, tgt, b)
+	// The plan refuses first, naming the rule.
+	if _, err := plan.PlanTarget(context.Background(), p, tgt, b); err == nil ||
+		!strings.Contains(err.Error(), "would overwrite the unmarked rule allow ipv4 tcp/25 from 192.0.2.66/32") {
+		t.Fatalf("plan: err = %v, want a refusal naming the unmarked rule", err)
+	}
+	// The backend refuses too, should such a change reach it anyway.
+	caps := b.Capabilities()
+	caps.OneRulePerMatch = false
+	desired, err := p.Desired(tgt, caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := plan.Diff(desired, st, caps, plan.DiffOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
