@@ -42,7 +42,7 @@ func (p *Policy) Desired(t Target, caps Capabilities) ([]Rule, error) {
 				}
 				r := Rule{Family: se.Family, Protocol: "tcp", Port: e.Port, Source: se.Value,
 					Verdict: v, Limit: e.Limit, Description: desc, Line: e.Line,
-					oneFamily: name == "anywhere-ipv4" || name == "anywhere-ipv6", asWritten: asWritten}
+					OneFamily: name == "anywhere-ipv4" || name == "anywhere-ipv6", AsWritten: asWritten}
 				if v == Deny {
 					r.Limit = nil
 				}

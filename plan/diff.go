@@ -123,7 +123,7 @@ func fitToTarget(desired []Rule, st *State, caps Capabilities) ([]Rule, []Findin
 	var fs []Finding
 	noV6, limitLines, descLines := 0, map[int]bool{}, map[int]bool{}
 	for _, r := range desired {
-		if r.asWritten != "" && !descLines[r.Line] {
+		if r.AsWritten != "" && !descLines[r.Line] {
 			descLines[r.Line] = true
 			msg := fmt.Sprintf("this target stores the description as %q", r.Description)
 			if r.Description == "" {

@@ -232,7 +232,7 @@ func (d *scopeDiff) findFamilyMismatch() {
 // with anywhere-ipv4 or anywhere-ipv6, naming the family it means.
 func (d *scopeDiff) oneFamilyOnPurpose(p int) bool {
 	for _, w := range d.desired {
-		if w.Verdict == Allow && w.Port == p && w.oneFamily {
+		if w.Verdict == Allow && w.Port == p && w.OneFamily {
 			return true
 		}
 	}

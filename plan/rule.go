@@ -50,12 +50,13 @@ type Rule struct {
 	// unknown. It is not part of the rule's identity.
 	Line int `json:"line,omitempty"`
 
-	// oneFamily is set for rules from anywhere-ipv4 or anywhere-ipv6: the
-	// policy asked for one family on purpose.
-	oneFamily bool
-	// asWritten is the entry's description before the backend fitted it,
-	// when that changed it.
-	asWritten string
+	// OneFamily is set for rules from anywhere-ipv4 or anywhere-ipv6: the
+	// policy asked for one family on purpose. Like Line, it is not part of
+	// the rule's identity, and plan files do not carry it.
+	OneFamily bool `json:"-"`
+	// AsWritten is the entry's description before the backend fitted it to
+	// what it can store, when that changed it; not in plan files.
+	AsWritten string `json:"-"`
 }
 
 // Key identifies a rule for the diff: everything but Description and Line.
