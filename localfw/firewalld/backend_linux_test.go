@@ -3,6 +3,7 @@ package firewalld
 import (
 	"context"
 	"fmt"
+	"github.com/mailfw/mailfw/internal/golden"
 	"log/slog"
 	"sort"
 	"strings"
@@ -174,7 +175,7 @@ func TestApply_emptyFirewallMatchesGolden(t *testing.T) {
 	if rt != perm {
 		t.Errorf("runtime and permanent differ after apply:\nruntime:\n%s\npermanent:\n%s", rt, perm)
 	}
-	golden(t, "apply-empty.golden", rt)
+	golden.Check(t, "apply-empty.golden", rt)
 	second := requireNoChanges(t, b, p)
 	if hasFinding(second, FindingRuntimePermanent) || hasFinding(second, FindingReloadNeeded) {
 		t.Errorf("second plan has firewalld findings: %+v", second.Findings)

@@ -1,8 +1,8 @@
 package firewalld
 
 import (
-	"flag"
 	"fmt"
+	"github.com/mailfw/mailfw/internal/golden"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,8 +13,6 @@ import (
 
 	"github.com/mailfw/mailfw/plan"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 func TestParseRichRule(t *testing.T) {
 	tests := []struct {
@@ -186,25 +184,8 @@ func renderState(st *plan.State) string {
 	return strings.Join(append(lines, fs...), "\n") + "\n"
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s (-want +got):\n%s", name, d)
-	}
-}
-
 func TestTranslate_recordedState(t *testing.T) {
-	golden(t, "translate.golden", renderState(recordedReading(t).translate()))
+	golden.Check(t, "translate.golden", renderState(recordedReading(t).translate()))
 }
 
 func TestRestoreCalls_groupsByHolderAndKind(t *testing.T) {

@@ -1,6 +1,7 @@
 package iptables
 
 import (
+	"github.com/mailfw/mailfw/internal/golden"
 	"strings"
 	"testing"
 
@@ -38,7 +39,7 @@ func TestPlan2txn_writesOneTransaction(t *testing.T) {
 			if len(tx.done) != len(tt.changes) {
 				t.Errorf("%d of %d changes done", len(tx.done), len(tt.changes))
 			}
-			golden(t, "txn-"+tt.name+".restore", string(tx.input))
+			golden.Check(t, "txn-"+tt.name+".restore", string(tx.input))
 		})
 	}
 }

@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"context"
+	"github.com/mailfw/mailfw/internal/golden"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -220,7 +221,7 @@ func TestApply_emptyHostGetsTheChainAndConverges(t *testing.T) {
 				t.Errorf("Kind = %q, want %q", tp.Kind, m.Kind())
 			}
 			for _, f := range families {
-				golden(t, "empty-host."+string(f)+".golden", h.save(f))
+				golden.Check(t, "empty-host."+string(f)+".golden", h.save(f))
 			}
 			h.converged(p)
 		})
@@ -248,7 +249,7 @@ func TestApply_leavesOtherRulesByteForByte(t *testing.T) {
 				if diff := cmp.Diff(before[f], h.others(f)); diff != "" {
 					t.Errorf("%s rules outside mailfw changed (-before +after):\n%s", f, diff)
 				}
-				golden(t, "other-rules."+string(f)+".golden", h.save(f))
+				golden.Check(t, "other-rules."+string(f)+".golden", h.save(f))
 				assertJumpBeforeCatchAll(t, h.save(f))
 			}
 			h.converged(p)
@@ -416,7 +417,7 @@ targets:
 	if tp := h.apply(p); len(tp.Changes) == 0 {
 		t.Error("the plan ignores that the chain is not reached")
 	}
-	golden(t, "moved-jump.ipv4.golden", h.save(plan.IPv4))
+	golden.Check(t, "moved-jump.ipv4.golden", h.save(plan.IPv4))
 	h.converged(p)
 }
 
@@ -697,7 +698,7 @@ func TestApply_withoutIp6tablesPlansIPv4Only(t *testing.T) {
 	if !slices.ContainsFunc(tp.Findings, func(f plan.Finding) bool { return f.ID == plan.FindingNoIPv6 }) {
 		t.Errorf("no %s finding in %+v", plan.FindingNoIPv6, tp.Findings)
 	}
-	golden(t, "empty-host.ipv4.golden", h.save(plan.IPv4))
+	golden.Check(t, "empty-host.ipv4.golden", h.save(plan.IPv4))
 	h.converged(p)
 }
 

@@ -1,8 +1,8 @@
 package iptables
 
 import (
-	"flag"
 	"fmt"
+	"github.com/mailfw/mailfw/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,27 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mailfw/mailfw/plan"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
-}
 
 func readTable(t *testing.T, name string, f plan.Family) *table {
 	t.Helper()
@@ -201,7 +180,7 @@ func TestRead_recordingsFlattenIntoObserved(t *testing.T) {
 		{"states", []string{"states-nft-v4.txt", "states-nft-v6.txt"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			golden(t, tc.name+".observed", renderObserved(stateOf(t, tc.files...)))
+			golden.Check(t, tc.name+".observed", renderObserved(stateOf(t, tc.files...)))
 		})
 	}
 }
