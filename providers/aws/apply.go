@@ -41,7 +41,11 @@ func (e *QuotaError) Error() string {
 type ApplyError struct {
 	Done    []plan.Change
 	NotDone []plan.Change
-	Errs    []error // one per group that failed
+	// Unverified are the changes of NotDone whose write failed with its
+	// outcome unknown and whose group could not be read back: they may
+	// have been made. A new plan shows where they stand.
+	Unverified []plan.Change
+	Errs       []error // one per group that failed; a *ChangedError among them
 }
 
 func (e *ApplyError) Error() string {
@@ -53,9 +57,17 @@ func (e *ApplyError) Error() string {
 			fmt.Fprintf(&b, " [%s %s on %s]", c.Action, c.Rule, c.Scope)
 		}
 	}
-	b.WriteString("; not made:")
-	for _, c := range e.NotDone {
-		fmt.Fprintf(&b, " [%s %s on %s]", c.Action, c.Rule, c.Scope)
+	if len(e.NotDone) > 0 {
+		b.WriteString("; not made:")
+		for _, c := range e.NotDone {
+			fmt.Fprintf(&b, " [%s %s on %s]", c.Action, c.Rule, c.Scope)
+		}
+	}
+	if len(e.Unverified) > 0 {
+		b.WriteString("; outcome unknown (the group could not be read back):")
+		for _, c := range e.Unverified {
+			fmt.Fprintf(&b, " [%s %s on %s]", c.Action, c.Rule, c.Scope)
+		}
 	}
 	for _, err := range e.Errs {
 		fmt.Fprintf(&b, "; %v", err)
@@ -68,8 +80,11 @@ func (e *ApplyError) Unwrap() []error { return e.Errs }
 // work is the changes for one group.
 type work struct {
 	g                      *group
-	adds, updates, removes []plan.Change
+	adds, updates, removes []plan.Change // as planned
+	todo                   []plan.Change // the next phase's changes that passed the re-check
 	done                   []plan.Change
+	changed                []ChangedRule // updates and removals left alone, or removed late
+	unverified             []plan.Change
 	err                    error
 }
 
@@ -82,7 +97,9 @@ var scopePattern = regexp.MustCompile(`^(sg-[0-9a-f]+) \(([a-z0-9-]+)\)$`)
 // before any update or removal, and a group whose additions failed has
 // nothing removed. Before the first write, the additions are checked
 // against each group's quota and the whole apply is refused if one would
-// pass it.
+// pass it. Before the updates and again before the removals, the groups
+// concerned are re-read (batched as in Read), and a rule id is written to
+// only while its rule is still the rule the plan saw (see [ChangedError]).
 func (b *Backend) Apply(ctx context.Context, changes []plan.Change) ([]plan.Change, error) {
 	if len(changes) == 0 {
 		return nil, nil
@@ -95,8 +112,10 @@ func (b *Backend) Apply(ctx context.Context, changes []plan.Change) ([]plan.Chan
 		return nil, err
 	}
 	b.phase(ctx, works, func(w *work) []plan.Change { return w.adds }, b.authorize)
-	b.phase(ctx, works, func(w *work) []plan.Change { return w.updates }, b.updateDescriptions)
-	b.phase(ctx, works, func(w *work) []plan.Change { return w.removes }, b.revoke)
+	b.recheck(ctx, works, func(w *work) []plan.Change { return w.updates })
+	b.phase(ctx, works, func(w *work) []plan.Change { return w.todo }, b.updateDescriptions)
+	b.recheck(ctx, works, func(w *work) []plan.Change { return w.removes })
+	b.phase(ctx, works, func(w *work) []plan.Change { return w.todo }, b.revoke)
 	b.mu.Lock()
 	for _, w := range works {
 		delete(b.last, w.g.scope()) // stale now
@@ -246,9 +265,13 @@ func (b *Backend) phase(ctx context.Context, works []*work, pick func(*work) []p
 // result assembles Apply's return values, group by group in the order the
 // groups first appear in the changes.
 func (b *Backend) result(works []*work) ([]plan.Change, error) {
-	var done, notDone []plan.Change
+	var done, notDone, unverified []plan.Change
 	var errs []error
 	for _, w := range works {
+		unverified = append(unverified, w.unverified...)
+		if len(w.changed) > 0 {
+			errs = append(errs, &ChangedError{Scope: w.g.scope(), Rules: w.changed})
+		}
 		made := map[string]bool{}
 		for _, c := range w.done {
 			made[changeKey(c)] = true
@@ -269,7 +292,7 @@ func (b *Backend) result(works []*work) ([]plan.Change, error) {
 	if auth := firstError(errs); fatal(auth) && len(done) == 0 {
 		return nil, auth
 	}
-	return done, &ApplyError{Done: done, NotDone: notDone, Errs: errs}
+	return done, &ApplyError{Done: done, NotDone: notDone, Unverified: unverified, Errs: errs}
 }
 
 func changeKey(c plan.Change) string {
@@ -278,7 +301,8 @@ func changeKey(c plan.Change) string {
 
 // authorize adds the rules in one call. When another client added one of
 // them first (InvalidPermission.Duplicate), it re-reads the group and adds
-// only what is still missing.
+// only what is still missing. When the call's outcome is unknown, the group
+// read back says which additions are there.
 func (b *Backend) authorize(ctx context.Context, w *work, adds []plan.Change) ([]plan.Change, error) {
 	var done []plan.Change
 	for round := 0; ; round++ {
@@ -299,6 +323,10 @@ func (b *Backend) authorize(ctx context.Context, w *work, adds []plan.Change) ([
 		})
 		if err == nil {
 			return append(done, adds...), nil
+		}
+		if outcomeUnknown(err) {
+			made, err := b.settle(ctx, w, adds, err, func(c plan.Change) bool { return present(c, w.g.rules) })
+			return append(done, made...), err
 		}
 		if errorCode(err) != "InvalidPermission.Duplicate" || round == convergeRounds {
 			return done, err
@@ -323,7 +351,7 @@ func (b *Backend) authorize(ctx context.Context, w *work, adds []plan.Change) ([
 }
 
 // updateDescriptions rewrites descriptions in place by rule id. Rules that
-// vanished meanwhile are left out and reported as not made.
+// vanished or changed meanwhile are left out and reported as not made.
 func (b *Backend) updateDescriptions(ctx context.Context, w *work, ups []plan.Change) ([]plan.Change, error) {
 	for round := 0; ; round++ {
 		var descs []types.SecurityGroupRuleDescription
@@ -340,56 +368,83 @@ func (b *Backend) updateDescriptions(ctx context.Context, w *work, ups []plan.Ch
 		if err == nil {
 			return ups, nil
 		}
+		if outcomeUnknown(err) {
+			return b.settle(ctx, w, ups, err, func(c plan.Change) bool {
+				r, ok := ruleByID(w.g.rules, c.ID)
+				return ok && aws.ToString(r.Description) == markedDescription(c.Rule.Description)
+			})
+		}
 		if !ruleGone(err) || round == convergeRounds {
 			return nil, err
 		}
 		if err := b.readRules(ctx, []*group{w.g}); err != nil {
 			return nil, err
 		}
-		kept := b.stillThere(w, ups)
-		if len(kept) < len(ups) {
-			b.log.Warn("a rule to update was removed by someone else; the next plan will add it",
-				"sg_id", w.g.id, "region", w.g.region)
-		}
-		if ups = kept; len(ups) == 0 {
+		if ups = b.sortOut(w, ups); len(ups) == 0 {
 			return nil, nil
 		}
 	}
 }
 
-// revoke removes rules by id. Rules someone else removed first count as
-// removed.
+// revoke removes rules by their properties (protocol, port, source), not
+// by id: a rule another client edited in place keeps its id but not its
+// properties, so it cannot be removed in its edited form, even when the edit
+// lands after the re-check. When EC2 finds no rule for a permission
+// (InvalidPermission.NotFound, or an unknown permission in a default VPC),
+// the group is re-read: rules someone else removed count as removed, rules
+// changed meanwhile are left alone, and the rest is re-issued.
 func (b *Backend) revoke(ctx context.Context, w *work, rms []plan.Change) ([]plan.Change, error) {
 	var done []plan.Change
 	for round := 0; ; round++ {
-		ids := make([]string, len(rms))
-		for i, c := range rms {
-			ids[i] = c.ID
-		}
-		err := b.call(ctx, w.g.region, "RevokeSecurityGroupIngress", func(ctx context.Context) error {
-			_, err := b.clients[w.g.region].RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
-				GroupId: aws.String(w.g.id), SecurityGroupRuleIds: ids})
-			return err
-		})
-		if err == nil {
-			return append(done, rms...), nil
-		}
-		if !ruleGone(err) || round == convergeRounds {
+		perms, err := revokePermissions(rms)
+		if err != nil {
 			return done, err
 		}
-		b.log.Info("a rule was removed by someone else first; re-reading the group",
+		var out *ec2.RevokeSecurityGroupIngressOutput
+		err = b.call(ctx, w.g.region, "RevokeSecurityGroupIngress", func(ctx context.Context) error {
+			var err error
+			out, err = b.clients[w.g.region].RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
+				GroupId: aws.String(w.g.id), IpPermissions: perms})
+			return err
+		})
+		if err == nil && len(out.UnknownIpPermissions) == 0 {
+			b.checkRevoked(w, rms, out.RevokedSecurityGroupRules)
+			return append(done, rms...), nil
+		}
+		if outcomeUnknown(err) {
+			made, err := b.settle(ctx, w, rms, err, func(c plan.Change) bool {
+				_, still := ruleByID(w.g.rules, c.ID)
+				return !still
+			})
+			return append(done, made...), err
+		}
+		if err != nil && (!ruleGone(err) || round == convergeRounds) {
+			return done, err
+		}
+		b.log.Info("a rule to remove was not found as planned; re-reading the group",
 			"sg_id", w.g.id, "region", w.g.region)
 		if err := b.readRules(ctx, []*group{w.g}); err != nil {
 			return done, err
 		}
-		kept := b.stillThere(w, rms)
-		for _, c := range rms {
-			if !slices.ContainsFunc(kept, func(k plan.Change) bool { return k.ID == c.ID }) {
-				done = append(done, c)
+		if err == nil {
+			// A default VPC revoked the rules it found and listed the rest.
+			b.checkRevoked(w, rms, out.RevokedSecurityGroupRules)
+			var rest []plan.Change
+			for _, c := range rms {
+				if _, still := ruleByID(w.g.rules, c.ID); still {
+					rest = append(rest, c)
+				} else {
+					done = append(done, c)
+				}
 			}
+			rms = rest
 		}
-		if rms = kept; len(rms) == 0 {
+		if rms = b.sortOut(w, rms); len(rms) == 0 {
 			return done, nil
+		}
+		if round == convergeRounds {
+			return done, fmt.Errorf("removing %d rule(s): EC2 found no rule with their properties "+
+				"although the group still holds them", len(rms))
 		}
 	}
 }
@@ -400,19 +455,4 @@ func ruleGone(err error) bool {
 		return true
 	}
 	return false
-}
-
-// stillThere keeps the changes whose rule id the group still has.
-func (b *Backend) stillThere(w *work, cs []plan.Change) []plan.Change {
-	ids := map[string]bool{}
-	for _, r := range w.g.rules {
-		ids[aws.ToString(r.SecurityGroupRuleId)] = true
-	}
-	var out []plan.Change
-	for _, c := range cs {
-		if ids[c.ID] {
-			out = append(out, c)
-		}
-	}
-	return out
 }

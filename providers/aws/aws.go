@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go/logging"
@@ -123,6 +127,10 @@ func New(ctx context.Context, t plan.Target, env providers.Env, opts ...Option) 
 	if err != nil {
 		return nil, fmt.Errorf("target %q: loading AWS configuration: %w", t.Name, err)
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = awshttp.NewBuildableClient()
+	}
+	cfg.HTTPClient = bodyClient{cfg.HTTPClient}
 	regions := t.Regions
 	if len(regions) == 0 && cfg.Region != "" {
 		regions = []string{cfg.Region}
@@ -132,8 +140,9 @@ func New(ctx context.Context, t plan.Target, env providers.Env, opts ...Option) 
 			"or AWS_REGION or the profile's region", t.Name)
 	}
 	b := newBackend(t, env, cfg, slices.Compact(slices.Sorted(slices.Values(regions))), o)
+	src, endpoint := b.endpointSource()
 	b.log.Info("aws target configured", "regions", b.regions, "profile", t.Profile,
-		"endpoint_override", t.Endpoint != "", "parallelism", b.parallel, "quota", b.quota)
+		"endpoint_source", src, "endpoint", endpoint, "parallelism", b.parallel, "quota", b.quota)
 	return b, nil
 }
 
@@ -192,7 +201,57 @@ func (b *Backend) Capabilities() plan.Capabilities {
 // Regions lists the regions the backend works in.
 func (b *Backend) Regions() []string { return slices.Clone(b.regions) }
 
+// endpointSource says where the EC2 endpoint comes from: "target" (the
+// target's endpoint), "environment" (AWS_ENDPOINT_URL_EC2 or
+// AWS_ENDPOINT_URL), "shared config" (endpoint_url in the profile or its
+// services section) or "default" (the SDK's per-region endpoint). The
+// endpoint is returned as scheme and host only, so that credentials or a
+// query string in the URL are never logged; "" for the default.
+func (b *Backend) endpointSource() (source, endpoint string) {
+	var base *string
+	for _, c := range b.clients {
+		base = c.Options().BaseEndpoint
+		break
+	}
+	switch {
+	case base == nil:
+		return "default", ""
+	case b.target.Endpoint != "":
+		source = "target"
+	case os.Getenv("AWS_ENDPOINT_URL_EC2") != "" || os.Getenv("AWS_ENDPOINT_URL") != "":
+		source = "environment"
+	default:
+		source = "shared config"
+	}
+	u, err := url.Parse(*base)
+	if err != nil || u.Host == "" {
+		return source, "(not a URL)"
+	}
+	return source, u.Scheme + "://" + u.Host
+}
+
 func scopeID(region, groupID string) string { return groupID + " (" + region + ")" }
+
+// bodyClient works around a race between smithy-go and net/http. Once a
+// response has arrived, the SDK closes the request body, and the closed
+// body's WriteTo returns io.EOF. When net/http has not yet made its last
+// read of the sent body (the check for extra bytes after Content-Length),
+// that read goes through WriteTo, takes the io.EOF for a failed write and
+// closes the connection while the response body is still being read. The
+// call then fails with "use of closed network connection" and is retried
+// although EC2 ran it (a write then meets its own duplicate). Hiding WriteTo
+// makes net/http use Read, which reports the end of a closed body properly.
+type bodyClient struct{ next aws.HTTPClient }
+
+func (c bodyClient) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = readCloser{req.Body}
+	}
+	return c.next.Do(req)
+}
+
+// readCloser has only the methods of io.ReadCloser, whatever its content has.
+type readCloser struct{ io.ReadCloser }
 
 // sdkLogger sends the SDK's own log lines (a body it could not drain, a
 // deprecated setting) to the backend's logger.

@@ -444,7 +444,7 @@ func TestApply_descriptionChangeUpdatesInPlace(t *testing.T) {
 	}
 }
 
-func TestApply_addsLandBeforeRemovalsByRuleID(t *testing.T) {
+func TestApply_addsLandBeforeRemovalsByProperties(t *testing.T) {
 	isolateAWSEnv(t, testKey, testSecret)
 	emu := newEmu(t)
 	g := emu.SeedGroup("us-east-1", ec2emu.Group{})
@@ -467,8 +467,16 @@ func TestApply_addsLandBeforeRemovalsByRuleID(t *testing.T) {
 	if diff := cmp.Diff([]string{"AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress"}, writes); diff != "" {
 		t.Fatalf("write order (-want +got):\n%s", diff)
 	}
-	if got := emu.Requests()[len(emu.Requests())-1].Params.Get("SecurityGroupRuleId.1"); got != old {
-		t.Fatalf("revoked %q, want the rule id %q", got, old)
+	last := emu.Requests()[len(emu.Requests())-1].Params
+	got := fmt.Sprintf("%s %s-%s %s ids=%q", last.Get("IpPermissions.1.IpProtocol"), last.Get("IpPermissions.1.FromPort"),
+		last.Get("IpPermissions.1.ToPort"), last.Get("IpPermissions.1.IpRanges.1.CidrIp"), last.Get("SecurityGroupRuleId.1"))
+	if want := `tcp 587-587 192.0.2.0/24 ids=""`; got != want {
+		t.Fatalf("revoked %s, want %s", got, want)
+	}
+	for _, r := range emu.IngressRules("us-east-1", g.ID) {
+		if r.ID == old {
+			t.Fatalf("rule %s is still there", old)
+		}
 	}
 }
 

@@ -194,6 +194,49 @@ func permissions(adds []plan.Change) ([]types.IpPermission, error) {
 	return perms, nil
 }
 
+// revokePermissions packs removals into one IpPermission per protocol and
+// port, without descriptions: RevokeSecurityGroupIngress matches protocol,
+// ports and source exactly and ignores the description.
+func revokePermissions(rms []plan.Change) ([]types.IpPermission, error) {
+	var perms []types.IpPermission
+	index := map[string]int{}
+	for _, c := range rms {
+		src, err := parseSource(c.Rule.Source)
+		if err != nil {
+			return nil, err
+		}
+		if c.Rule.Protocol != "tcp" && c.Rule.Protocol != "udp" {
+			return nil, fmt.Errorf("change %s %s: only single-port TCP or UDP rules can be removed",
+				c.Action, c.Rule)
+		}
+		k := fmt.Sprintf("%s/%d", c.Rule.Protocol, c.Rule.Port)
+		i, ok := index[k]
+		if !ok {
+			i = len(perms)
+			index[k] = i
+			port := int32(c.Rule.Port)
+			perms = append(perms, types.IpPermission{IpProtocol: aws.String(c.Rule.Protocol),
+				FromPort: aws.Int32(port), ToPort: aws.Int32(port)})
+		}
+		p := &perms[i]
+		switch {
+		case src.cidrV4 != "":
+			p.IpRanges = append(p.IpRanges, types.IpRange{CidrIp: aws.String(src.cidrV4)})
+		case src.cidrV6 != "":
+			p.Ipv6Ranges = append(p.Ipv6Ranges, types.Ipv6Range{CidrIpv6: aws.String(src.cidrV6)})
+		case src.prefixList != "":
+			p.PrefixListIds = append(p.PrefixListIds, types.PrefixListId{PrefixListId: aws.String(src.prefixList)})
+		default:
+			pair := types.UserIdGroupPair{GroupId: aws.String(src.groupID)}
+			if src.user != "" {
+				pair.UserId = aws.String(src.user)
+			}
+			p.UserIdGroupPairs = append(p.UserIdGroupPairs, pair)
+		}
+	}
+	return perms, nil
+}
+
 // present reports whether an ingress rule already grants exactly the added
 // rule (TCP, that one port, that source).
 func present(c plan.Change, rules []types.SecurityGroupRule) bool {
