@@ -17,8 +17,10 @@
 // bodies, UnauthorizedOperation per action, and hooks that run just before a
 // chosen action so a test can change the state at a precise moment.
 //
-// What it leaves out: instances, ENIs, VPC creation, the default-VPC
-// behaviours of Revoke (unknownIpPermissionSet) and every action not listed
-// in [Server.Actions]. Where AWS behaviour is unverified (see the project's
+// [WithDefaultVPC] makes a revoke by properties behave as in a default VPC
+// (unmatched permissions listed in unknownIpPermissionSet, not refused).
+//
+// What it leaves out: instances, ENIs, VPC creation, the other default-VPC
+// behaviours and every action not listed in [Server.Actions]. Where AWS behaviour is unverified (see the project's
 // reference/cloud-api.md), the emulator takes the stricter reading.
 package ec2emu

@@ -328,6 +328,27 @@ func rulesByProperties(rg *region, wanted []*Rule) ([]*Rule, *apiError) {
 	return out, nil
 }
 
+// rulesFound is rulesByProperties for a default VPC: it returns the stored
+// rules that match and, as permissions, the wanted rules that match none.
+func rulesFound(rg *region, wanted []*Rule) ([]*Rule, []xmlPermission) {
+	var found []*Rule
+	var unknown []xmlPermission
+	for _, w := range wanted {
+		if r := rg.ruleByKey[w.key()]; r != nil {
+			found = append(found, r)
+			continue
+		}
+		perm := xmlPermission{IPProtocol: w.Protocol}
+		if w.Protocol != "-1" {
+			from, to := w.FromPort, w.ToPort
+			perm.FromPort, perm.ToPort = &from, &to
+		}
+		addSource(&perm, w)
+		unknown = append(unknown, perm)
+	}
+	return found, unknown
+}
+
 func revoke(egress bool) func(*Server, *region, params) (payload, *apiError) {
 	return func(s *Server, rg *region, p params) (payload, *apiError) {
 		g, e := lookupGroup(rg, p)
@@ -337,6 +358,7 @@ func revoke(egress bool) func(*Server, *region, params) (payload, *apiError) {
 		ids := p.strings("SecurityGroupRuleId")
 		hasPerms := len(p.list("IpPermissions")) > 0
 		var rules []*Rule
+		var unknown []xmlPermission
 		switch {
 		case ids != nil && hasPerms:
 			return nil, errorf("InvalidParameterCombination",
@@ -345,14 +367,16 @@ func revoke(egress bool) func(*Server, *region, params) (payload, *apiError) {
 			rules, e = rulesByID(rg, g, egress, ids)
 		default:
 			var wanted []*Rule
-			if wanted, e = s.parsePermissions(rg, g, egress, p); e == nil {
+			if wanted, e = s.parsePermissions(rg, g, egress, p); e == nil && s.defaultVPC {
+				rules, unknown = rulesFound(rg, wanted)
+			} else if e == nil {
 				rules, e = rulesByProperties(rg, wanted)
 			}
 		}
 		if e != nil {
 			return nil, e
 		}
-		out := &revokeResult{Return: true}
+		out := &revokeResult{Return: true, Unknown: unknown}
 		gone := map[string]bool{}
 		for _, r := range rules {
 			if !gone[r.ID] {

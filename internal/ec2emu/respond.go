@@ -239,6 +239,7 @@ type revokeResult struct {
 	head
 	Return  bool             `xml:"return"`
 	Revoked []xmlRevokedRule `xml:"revokedSecurityGroupRuleSet>item"`
+	Unknown []xmlPermission  `xml:"unknownIpPermissionSet>item"`
 }
 
 type returnResult struct {

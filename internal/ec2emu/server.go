@@ -46,6 +46,9 @@ type Server struct {
 	requests []Request
 	logGen   int // bumped when the log is cleared, so late updates are dropped
 	faults   faults
+	// defaultVPC makes a revoke by properties behave as in a default VPC:
+	// permissions with no matching rule are listed, not refused.
+	defaultVPC bool
 }
 
 // Option configures a Server.
@@ -72,6 +75,13 @@ func WithCredentials(accessKeyID, secret string) Option {
 func WithRegions(names ...string) Option {
 	return func(s *Server) { s.allowed = append(s.allowed, names...) }
 }
+
+// WithDefaultVPC makes RevokeSecurityGroupIngress and
+// RevokeSecurityGroupEgress by properties behave as in a default VPC: the
+// rules that match are revoked and the permissions that match no rule come
+// back in unknownIpPermissionSet, where a non-default VPC refuses the whole
+// call with InvalidPermission.NotFound.
+func WithDefaultVPC() Option { return func(s *Server) { s.defaultVPC = true } }
 
 // WithLatency delays every call by d.
 func WithLatency(d time.Duration) Option { return func(s *Server) { s.faults.latency = d } }

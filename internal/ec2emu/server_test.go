@@ -305,6 +305,32 @@ func TestRevoke_notFoundSemantics(t *testing.T) {
 	}
 }
 
+func TestRevoke_defaultVPCListsUnknownPermissions(t *testing.T) {
+	s := newServer(t, ec2emu.WithDefaultVPC())
+	g := s.SeedGroup("us-east-1", ec2emu.Group{})
+	if _, err := s.SeedRule("us-east-1", ec2emu.Rule{GroupID: g.ID, Protocol: "tcp",
+		FromPort: 25, ToPort: 25, CIDRv4: "192.0.2.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	c := client(s, "us-east-1", testSecret, 1)
+	out, err := c.RevokeSecurityGroupIngress(context.Background(), &ec2.RevokeSecurityGroupIngressInput{
+		GroupId: aws.String(g.ID),
+		IpPermissions: []types.IpPermission{tcpPerm(25, "192.0.2.0/24"), tcpPerm(587, "198.51.100.0/24")}})
+	if err != nil {
+		t.Fatalf("a default VPC refused the revoke: %v", err)
+	}
+	if len(out.RevokedSecurityGroupRules) != 1 || len(out.UnknownIpPermissions) != 1 {
+		t.Fatalf("revoked %d, unknown %d; want 1 and 1", len(out.RevokedSecurityGroupRules), len(out.UnknownIpPermissions))
+	}
+	u := out.UnknownIpPermissions[0]
+	if aws.ToInt32(u.FromPort) != 587 || len(u.IpRanges) != 1 || aws.ToString(u.IpRanges[0].CidrIp) != "198.51.100.0/24" {
+		t.Fatalf("unknown permission = %+v", u)
+	}
+	if n := len(s.IngressRules("us-east-1", g.ID)); n != 0 {
+		t.Fatalf("%d rules left, want the matching one revoked", n)
+	}
+}
+
 func TestUpdateDescriptions_byRuleID(t *testing.T) {
 	s := newServer(t)
 	g := s.SeedGroup("us-east-1", ec2emu.Group{})

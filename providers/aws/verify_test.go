@@ -338,3 +338,48 @@ func TestRead_largeRepliesAreNotCutAndRetried(t *testing.T) {
 		t.Fatalf("%d DescribeSecurityGroupRules calls for %d reads: replies were cut and the calls retried", n, reads)
 	}
 }
+
+// In a default VPC EC2 revokes what matches and lists the rest instead of
+// refusing the call; the edited rule must still be reported, the other
+// removal made.
+func TestApply_defaultVPCRevokeReportsTheRepurposedRule(t *testing.T) {
+	isolateAWSEnv(t, testKey, testSecret)
+	emu := newEmu(t, ec2emu.WithDefaultVPC())
+	g := emu.SeedGroup("us-east-1", ec2emu.Group{})
+	old := seedRule(t, emu, ec2emu.Rule{GroupID: g.ID, Protocol: "tcp", FromPort: 2525, ToPort: 2525,
+		CIDRv4: "0.0.0.0/0", Description: "mailfw: old relay"})
+	other := seedRule(t, emu, ec2emu.Rule{GroupID: g.ID, Protocol: "tcp", FromPort: 2526, ToPort: 2526,
+		CIDRv4: "0.0.0.0/0", Description: "mailfw"})
+	p, tgt := loadPolicy(t, emu, fmt.Sprintf(mxPolicy, g.ID))
+	b := open(t, tgt, providers.Env{})
+	tp := planOf(t, p, tgt, b)
+	var hookErr error
+	emu.BeforeNext("RevokeSecurityGroupIngress", func() { hookErr = repurpose(emu, g.ID, old) })
+	done, err := b.Apply(context.Background(), tp.Changes)
+	if hookErr != nil {
+		t.Fatal(hookErr)
+	}
+	var ce *mailaws.ChangedError
+	if !errors.As(err, &ce) || len(ce.Rules) != 1 || ce.Rules[0].Change.ID != old {
+		t.Fatalf("apply error = %v, want a *ChangedError naming %s", err, old)
+	}
+	removed := 0
+	for _, c := range done {
+		if c.Action == plan.Remove {
+			removed++
+			if c.ID != other {
+				t.Fatalf("reported the removal of %s as done", c.ID)
+			}
+		}
+	}
+	if removed != 1 {
+		t.Fatalf("done = %+v, want the removal of %s among them", done, other)
+	}
+	lines := strings.Join(ruleLines(emu, "us-east-1", g.ID), "\n")
+	if !strings.Contains(lines, `tcp 22-22 192.0.2.0/24 "ssh for admins"`) || strings.Contains(lines, "2526") {
+		t.Fatalf("group = %s", lines)
+	}
+	if n := emu.Calls("RevokeSecurityGroupIngress"); n != 1 {
+		t.Fatalf("%d revokes, want 1: nothing is left to re-issue", n)
+	}
+}
