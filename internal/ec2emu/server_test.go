@@ -314,7 +314,7 @@ func TestRevoke_defaultVPCListsUnknownPermissions(t *testing.T) {
 	}
 	c := client(s, "us-east-1", testSecret, 1)
 	out, err := c.RevokeSecurityGroupIngress(context.Background(), &ec2.RevokeSecurityGroupIngressInput{
-		GroupId: aws.String(g.ID),
+		GroupId:       aws.String(g.ID),
 		IpPermissions: []types.IpPermission{tcpPerm(25, "192.0.2.0/24"), tcpPerm(587, "198.51.100.0/24")}})
 	if err != nil {
 		t.Fatalf("a default VPC refused the revoke: %v", err)
