@@ -83,7 +83,7 @@ type work struct {
 	adds, updates, removes []plan.Change // as planned
 	todo                   []plan.Change // the next phase's changes that passed the re-check
 	done                   []plan.Change
-	changed                []ChangedRule // updates and removals left alone, or removed late
+	changed                []ChangedRule // updates and removals left alone: their rules changed
 	unverified             []plan.Change
 	err                    error
 }
@@ -93,7 +93,7 @@ var scopePattern = regexp.MustCompile(`^(sg-[0-9a-f]+) \(([a-z0-9-]+)\)$`)
 // Apply makes the changes: for every group one AuthorizeSecurityGroupIngress
 // with all its additions (tagged and described at creation), then one
 // UpdateSecurityGroupRuleDescriptionsIngress, then one
-// RevokeSecurityGroupIngress by rule id. All additions, in every group, land
+// RevokeSecurityGroupIngress by properties. All additions, in every group, land
 // before any update or removal, and a group whose additions failed has
 // nothing removed. Before the first write, the additions are checked
 // against each group's quota and the whole apply is refused if one would

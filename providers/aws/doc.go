@@ -22,20 +22,43 @@
 // the tag at creation through TagSpecifications.
 //
 // Writing takes one AuthorizeSecurityGroupIngress per group with all its
-// additions, one UpdateSecurityGroupRuleDescriptionsIngress for
-// description-only changes, and one RevokeSecurityGroupIngress by rule id
-// for removals; every group's additions land before any removal. Before
-// the first write the additions are checked against each group's quota
-// (60 per family by default, the target's quota overrides; a prefix list
-// counts its max entries against its family, a referenced group counts
-// against both) and the whole apply is refused with a [*QuotaError] if one
-// would pass it. InvalidPermission.Duplicate and the not-found errors of
-// revoke mean another client got there first: the group is re-read and
-// only what is still missing is re-issued. Throttling is retried by the
-// SDK's retryer (standard, or adaptive when retry_mode says so); groups and
-// regions are worked on concurrently, bounded by Env.Parallelism. An apply
-// that fails part-way returns an [*ApplyError] listing what was and was not
-// done; a rerun converges.
+// additions, one UpdateSecurityGroupRuleDescriptionsIngress by rule id for
+// description-only changes, and one RevokeSecurityGroupIngress for removals;
+// every group's additions land before any update or removal. Before the
+// first write the additions are checked against each group's quota (60 per
+// family by default, the target's quota overrides; a prefix list counts its
+// max entries against its family, a referenced group counts against both)
+// and the whole apply is refused with a [*QuotaError] if one would pass it.
+//
+// A rule id outlives edits (ModifySecurityGroupRules keeps it), so before
+// the updates and again before the removals the groups concerned are
+// re-read, batched as Read reads them, and only rules whose protocol, port,
+// source and mark are still what the plan saw are written to; the others are
+// reported in a [*ChangedError] and left alone. Removals are then revoked by
+// properties (protocol, port, source), not by id, so an edit landing after
+// the re-check cannot get the edited rule removed: EC2 finds no rule with
+// the planned properties. The window that remains is one round trip wide:
+// between the re-check and the call, another client may replace the rule by
+// one with the same protocol, port and source (that one is removed, which
+// grants what the plan meant to remove; it is logged), or strip its mark,
+// or edit a rule whose description is about to be updated (the update goes
+// by id and rewrites the edited rule's description).
+//
+// InvalidPermission.Duplicate, and the not-found errors of revoke, mean
+// another client got there first: the group is re-read and only what is
+// still missing is re-issued. A write whose outcome is unknown (a transport
+// error, a reply that does not parse, a server error after the retries) is
+// settled by re-reading the group: each change counts as made or not by
+// what the group holds, and when all are there the call's error is dropped.
+// If the group cannot be read either, the changes are listed as unverified.
+// Throttling is retried by the SDK's retryer (standard, or adaptive when
+// retry_mode says so); groups and regions are worked on concurrently,
+// bounded by Env.Parallelism. An apply that fails part-way returns an
+// [*ApplyError] listing what was and was not done; a rerun converges.
+//
+// The SDK's HTTP client is wrapped so that a request body the SDK closes as
+// soon as the reply arrives cannot make net/http drop the connection under
+// the reply (which would fail the call, or retry a call EC2 already ran).
 //
 // BUG: the EC2 reference documents '&' as allowed in descriptions of CIDR
 // sources but not of prefix-list or group sources; mailfw allows it for all
