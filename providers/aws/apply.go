@@ -93,13 +93,14 @@ var scopePattern = regexp.MustCompile(`^(sg-[0-9a-f]+) \(([a-z0-9-]+)\)$`)
 // Apply makes the changes: for every group one AuthorizeSecurityGroupIngress
 // with all its additions (tagged and described at creation), then one
 // UpdateSecurityGroupRuleDescriptionsIngress, then one
-// RevokeSecurityGroupIngress by properties. All additions, in every group, land
-// before any update or removal, and a group whose additions failed has
-// nothing removed. Before the first write, the additions are checked
-// against each group's quota and the whole apply is refused if one would
-// pass it. Before the updates and again before the removals, the groups
-// concerned are re-read (batched as in Read), and a rule id is written to
-// only while its rule is still the rule the plan saw (see [ChangedError]).
+// RevokeSecurityGroupIngress, both naming rules by properties. All
+// additions, in every group, land before any update or removal, and a group
+// whose additions failed has nothing removed. Before the first write, the
+// additions are checked against each group's quota and the whole apply is
+// refused if one would pass it. Before the updates and again before the
+// removals, the groups concerned are re-read (batched as in Read), and a
+// rule is written to only while it is still the rule the plan saw (see
+// [ChangedError]).
 func (b *Backend) Apply(ctx context.Context, changes []plan.Change) ([]plan.Change, error) {
 	if len(changes) == 0 {
 		return nil, nil
@@ -350,19 +351,20 @@ func (b *Backend) authorize(ctx context.Context, w *work, adds []plan.Change) ([
 	}
 }
 
-// updateDescriptions rewrites descriptions in place by rule id. Rules that
-// vanished or changed meanwhile are left out and reported as not made.
+// updateDescriptions rewrites descriptions in place, naming the rules by
+// their properties (protocol, port, source) rather than by id, so that a
+// rule another client edited after the re-check is not given mailfw's mark.
+// Rules that vanished or changed meanwhile are left out and reported as not
+// made.
 func (b *Backend) updateDescriptions(ctx context.Context, w *work, ups []plan.Change) ([]plan.Change, error) {
 	for round := 0; ; round++ {
-		var descs []types.SecurityGroupRuleDescription
-		for _, c := range ups {
-			descs = append(descs, types.SecurityGroupRuleDescription{
-				SecurityGroupRuleId: aws.String(c.ID), Description: aws.String(markedDescription(c.Rule.Description))})
+		perms, err := permissions(ups)
+		if err != nil {
+			return nil, err
 		}
-		err := b.call(ctx, w.g.region, "UpdateSecurityGroupRuleDescriptionsIngress", func(ctx context.Context) error {
+		err = b.call(ctx, w.g.region, "UpdateSecurityGroupRuleDescriptionsIngress", func(ctx context.Context) error {
 			_, err := b.clients[w.g.region].UpdateSecurityGroupRuleDescriptionsIngress(ctx,
-				&ec2.UpdateSecurityGroupRuleDescriptionsIngressInput{
-					GroupId: aws.String(w.g.id), SecurityGroupRuleDescriptions: descs})
+				&ec2.UpdateSecurityGroupRuleDescriptionsIngressInput{GroupId: aws.String(w.g.id), IpPermissions: perms})
 			return err
 		})
 		if err == nil {

@@ -22,7 +22,7 @@
 // the tag at creation through TagSpecifications.
 //
 // Writing takes one AuthorizeSecurityGroupIngress per group with all its
-// additions, one UpdateSecurityGroupRuleDescriptionsIngress by rule id for
+// additions, one UpdateSecurityGroupRuleDescriptionsIngress for
 // description-only changes, and one RevokeSecurityGroupIngress for removals;
 // every group's additions land before any update or removal. Before the
 // first write the additions are checked against each group's quota (60 per
@@ -34,15 +34,15 @@
 // the updates and again before the removals the groups concerned are
 // re-read, batched as Read reads them, and only rules whose protocol, port,
 // source and mark are still what the plan saw are written to; the others are
-// reported in a [*ChangedError] and left alone. Removals are then revoked by
-// properties (protocol, port, source), not by id, so an edit landing after
-// the re-check cannot get the edited rule removed: EC2 finds no rule with
-// the planned properties. The window that remains is one round trip wide:
-// between the re-check and the call, another client may replace the rule by
-// one with the same protocol, port and source (that one is removed, which
-// grants what the plan meant to remove; it is logged), or strip its mark,
-// or edit a rule whose description is about to be updated (the update goes
-// by id and rewrites the edited rule's description).
+// reported in a [*ChangedError] and left alone. Updates and removals then
+// name the rules by properties (protocol, port, source), not by id, so an
+// edit landing after the re-check cannot get the edited rule removed or
+// marked: EC2 finds no rule with the planned properties. The window that
+// remains is one round trip wide: between the re-check and the call another
+// client may replace the rule by one with the same protocol, port and
+// source (that one is removed or described, which does what the plan meant
+// for that access; a removal under another id is logged), or strip or add
+// the mark of the rule itself.
 //
 // InvalidPermission.Duplicate, and the not-found errors of revoke, mean
 // another client got there first: the group is re-read and only what is

@@ -155,58 +155,31 @@ func (s source) matches(r types.SecurityGroupRule) bool {
 	return s.user == "" || aws.ToString(ref.UserId) == s.user
 }
 
-// permissions packs additions into one IpPermission per port, as a single
-// AuthorizeSecurityGroupIngress takes them.
-func permissions(adds []plan.Change) ([]types.IpPermission, error) {
-	var perms []types.IpPermission
-	index := map[int]int{}
-	for _, c := range adds {
-		src, err := parseSource(c.Rule.Source)
-		if err != nil {
-			return nil, err
-		}
-		i, ok := index[c.Rule.Port]
-		if !ok {
-			i = len(perms)
-			index[c.Rule.Port] = i
-			port := int32(c.Rule.Port)
-			perms = append(perms, types.IpPermission{IpProtocol: aws.String("tcp"),
-				FromPort: aws.Int32(port), ToPort: aws.Int32(port)})
-		}
-		desc := aws.String(markedDescription(c.Rule.Description))
-		p := &perms[i]
-		switch {
-		case src.cidrV4 != "":
-			p.IpRanges = append(p.IpRanges, types.IpRange{CidrIp: &src.cidrV4, Description: desc})
-		case src.cidrV6 != "":
-			p.Ipv6Ranges = append(p.Ipv6Ranges, types.Ipv6Range{CidrIpv6: &src.cidrV6, Description: desc})
-		case src.prefixList != "":
-			p.PrefixListIds = append(p.PrefixListIds,
-				types.PrefixListId{PrefixListId: &src.prefixList, Description: desc})
-		default:
-			pair := types.UserIdGroupPair{GroupId: &src.groupID, Description: desc}
-			if src.user != "" {
-				pair.UserId = &src.user
-			}
-			p.UserIdGroupPairs = append(p.UserIdGroupPairs, pair)
-		}
-	}
-	return perms, nil
+// permissions packs additions, or description updates, into one
+// IpPermission per protocol and port, each source described as mailfw
+// writes it, as a single AuthorizeSecurityGroupIngress or
+// UpdateSecurityGroupRuleDescriptionsIngress takes them.
+func permissions(cs []plan.Change) ([]types.IpPermission, error) {
+	return pack(cs, true)
 }
 
-// revokePermissions packs removals into one IpPermission per protocol and
-// port, without descriptions: RevokeSecurityGroupIngress matches protocol,
-// ports and source exactly and ignores the description.
+// revokePermissions packs removals the same way, without descriptions:
+// RevokeSecurityGroupIngress matches protocol, ports and source exactly and
+// ignores the description.
 func revokePermissions(rms []plan.Change) ([]types.IpPermission, error) {
+	return pack(rms, false)
+}
+
+func pack(cs []plan.Change, describe bool) ([]types.IpPermission, error) {
 	var perms []types.IpPermission
 	index := map[string]int{}
-	for _, c := range rms {
+	for _, c := range cs {
 		src, err := parseSource(c.Rule.Source)
 		if err != nil {
 			return nil, err
 		}
 		if c.Rule.Protocol != "tcp" && c.Rule.Protocol != "udp" {
-			return nil, fmt.Errorf("change %s %s: only single-port TCP or UDP rules can be removed",
+			return nil, fmt.Errorf("change %s %s: only single-port TCP or UDP rules can be written",
 				c.Action, c.Rule)
 		}
 		k := fmt.Sprintf("%s/%d", c.Rule.Protocol, c.Rule.Port)
@@ -218,16 +191,21 @@ func revokePermissions(rms []plan.Change) ([]types.IpPermission, error) {
 			perms = append(perms, types.IpPermission{IpProtocol: aws.String(c.Rule.Protocol),
 				FromPort: aws.Int32(port), ToPort: aws.Int32(port)})
 		}
+		var desc *string
+		if describe {
+			desc = aws.String(markedDescription(c.Rule.Description))
+		}
 		p := &perms[i]
 		switch {
 		case src.cidrV4 != "":
-			p.IpRanges = append(p.IpRanges, types.IpRange{CidrIp: aws.String(src.cidrV4)})
+			p.IpRanges = append(p.IpRanges, types.IpRange{CidrIp: aws.String(src.cidrV4), Description: desc})
 		case src.cidrV6 != "":
-			p.Ipv6Ranges = append(p.Ipv6Ranges, types.Ipv6Range{CidrIpv6: aws.String(src.cidrV6)})
+			p.Ipv6Ranges = append(p.Ipv6Ranges, types.Ipv6Range{CidrIpv6: aws.String(src.cidrV6), Description: desc})
 		case src.prefixList != "":
-			p.PrefixListIds = append(p.PrefixListIds, types.PrefixListId{PrefixListId: aws.String(src.prefixList)})
+			p.PrefixListIds = append(p.PrefixListIds,
+				types.PrefixListId{PrefixListId: aws.String(src.prefixList), Description: desc})
 		default:
-			pair := types.UserIdGroupPair{GroupId: aws.String(src.groupID)}
+			pair := types.UserIdGroupPair{GroupId: aws.String(src.groupID), Description: desc}
 			if src.user != "" {
 				pair.UserId = aws.String(src.user)
 			}

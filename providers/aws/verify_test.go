@@ -383,3 +383,44 @@ func TestApply_defaultVPCRevokeReportsTheRepurposedRule(t *testing.T) {
 		t.Fatalf("%d revokes, want 1: nothing is left to re-issue", n)
 	}
 }
+
+func TestApply_ruleRepurposedJustBeforeTheUpdateKeepsItsDescription(t *testing.T) {
+	isolateAWSEnv(t, testKey, testSecret)
+	emu := newEmu(t)
+	g := emu.SeedGroup("us-east-1", ec2emu.Group{})
+	v4 := seedRule(t, emu, ec2emu.Rule{GroupID: g.ID, Protocol: "tcp", FromPort: 587, ToPort: 587,
+		CIDRv4: "203.0.113.0/24", Description: "mailfw: old office"})
+	seedRule(t, emu, ec2emu.Rule{GroupID: g.ID, Protocol: "tcp", FromPort: 587, ToPort: 587,
+		CIDRv6: "2001:db8:10::/48", Description: "mailfw: old office"})
+	p, tgt := loadPolicy(t, emu, fmt.Sprintf(mxPolicy, g.ID))
+	b := open(t, tgt, providers.Env{})
+	tp := planOf(t, p, tgt, b)
+	if got := countActions(tp.Changes); got[plan.Update] != 2 {
+		t.Fatalf("plan = %+v, want 2 updates", tp.Changes)
+	}
+	var hookErr error
+	emu.BeforeNext("UpdateSecurityGroupRuleDescriptionsIngress", func() { hookErr = repurpose(emu, g.ID, v4) })
+	done, err := b.Apply(context.Background(), tp.Changes)
+	if hookErr != nil {
+		t.Fatal(hookErr)
+	}
+	var ce *mailaws.ChangedError
+	if !errors.As(err, &ce) || len(ce.Rules) != 1 || ce.Rules[0].Change.ID != v4 {
+		t.Fatalf("apply error = %v, want a *ChangedError naming %s", err, v4)
+	}
+	if got := countActions(done); got[plan.Update] != 1 || got[plan.Add] != 2 {
+		t.Fatalf("done = %+v, want the 2 adds and the IPv6 update", done)
+	}
+	lines := strings.Join(ruleLines(emu, "us-east-1", g.ID), "\n")
+	for _, want := range []string{`tcp 22-22 192.0.2.0/24 "ssh for admins"`, `tcp 587-587 2001:db8:10::/48 "mailfw: office clients"`} {
+		if !strings.Contains(lines, want) {
+			t.Fatalf("group lacks %s:\n%s", want, lines)
+		}
+	}
+	// The rerun adds the IPv4 office rule the edit took away, and leaves the
+	// ssh rule alone.
+	rerun := planOf(t, p, tgt, b)
+	if len(rerun.Changes) != 1 || rerun.Changes[0].Action != plan.Add || rerun.Changes[0].Rule.Source != "203.0.113.0/24" {
+		t.Fatalf("rerun plan = %+v", rerun.Changes)
+	}
+}
