@@ -135,3 +135,43 @@ func removeAdded(tb testing.TB, emu *ec2emu.Server) {
 		}
 	}
 }
+
+// BenchmarkApplyReplaceOneRuleIn1000Groups adds one rule to each group and
+// removes the marked one it replaces: the removals are re-checked with one
+// DescribeSecurityGroupRules per 200 groups, not one per group.
+func BenchmarkApplyReplaceOneRuleIn1000Groups(b *testing.B) {
+	isolateAWSEnv(b, testKey, testSecret)
+	emu := newEmu(b)
+	seedFleet(b, emu, 1000, 0)
+	p, tgt := loadPolicy(b, emu, fleetPolicy)
+	be := open(b, tgt, providers.Env{Parallelism: 10})
+	calls, rechecks := 0, 0
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		emu.SetLatency(0)
+		removeAdded(b, emu)
+		for _, region := range benchRegions {
+			for _, g := range emu.Groups(region) {
+				if len(emu.IngressRules(region, g.ID)) == 0 {
+					if _, err := emu.SeedRule(region, ec2emu.Rule{GroupID: g.ID, Protocol: "tcp", FromPort: 25,
+						ToPort: 25, CIDRv4: "192.0.2.1/32", Description: "mailfw: old relay"}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		tp := planOf(b, p, tgt, be)
+		emu.SetLatency(20 * time.Millisecond)
+		emu.ClearRequests()
+		b.StartTimer()
+		done, err := be.Apply(context.Background(), tp.Changes)
+		if err != nil || len(done) != 2000 {
+			b.Fatalf("apply: %d done, %v", len(done), err)
+		}
+		calls += emu.Calls("")
+		rechecks += emu.Calls("DescribeSecurityGroupRules")
+	}
+	b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+	b.ReportMetric(float64(rechecks)/float64(b.N), "rechecks/op")
+}
