@@ -629,3 +629,34 @@ func TestProgress_linesWhileScanningManyGroups(t *testing.T) {
 		t.Fatalf("progress (-want +got):\n%s", diff)
 	}
 }
+
+func TestRead_tagAloneMarksARuleOnlyWithoutADescriptionOfItsOwn(t *testing.T) {
+	isolateAWSEnv(t, testKey, testSecret)
+	emu := newEmu(t)
+	g := emu.SeedGroup("us-east-1", ec2emu.Group{})
+	tag := []ec2emu.Tag{{Key: "managed-by", Value: "mailfw"}}
+	for _, r := range []ec2emu.Rule{
+		{GroupID: g.ID, Protocol: "tcp", FromPort: 2525, ToPort: 2525, CIDRv4: "192.0.2.0/24", Tags: tag},
+		{GroupID: g.ID, Protocol: "tcp", FromPort: 22, ToPort: 22, CIDRv4: "198.51.100.0/24", Tags: tag,
+			Description: "ssh for admins"},
+	} {
+		if _, err := emu.SeedRule("us-east-1", r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, tgt := loadPolicy(t, emu, fmt.Sprintf(mxPolicy, g.ID))
+	b := open(t, tgt, providers.Env{})
+	tp := planOf(t, p, tgt, b)
+	for _, c := range tp.Changes {
+		if c.Action == plan.Remove && c.Rule.Port == 22 {
+			t.Fatalf("the plan removes a tagged rule someone re-described: %+v", c)
+		}
+	}
+	removed2525 := false
+	for _, c := range tp.Changes {
+		removed2525 = removed2525 || (c.Action == plan.Remove && c.Rule.Port == 2525)
+	}
+	if !removed2525 {
+		t.Errorf("the tag-only rule mailfw owns was not planned for removal: %+v", tp.Changes)
+	}
+}

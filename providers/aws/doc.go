@@ -18,8 +18,11 @@
 // but count against the quota.
 //
 // mailfw owns a rule whose description is "mailfw" or starts with
-// "mailfw:", or that carries the tag managed-by=mailfw; it writes both,
-// the tag at creation through TagSpecifications.
+// "mailfw:", or that carries the tag managed-by=mailfw and no description;
+// it writes both, the tag at creation through TagSpecifications. A tagged
+// rule someone has given a description of their own is not mailfw's: the
+// tag survives an edit with ModifySecurityGroupRules, the description does
+// not.
 //
 // Writing takes one AuthorizeSecurityGroupIngress per group with all its
 // additions, one UpdateSecurityGroupRuleDescriptionsIngress for

@@ -100,9 +100,13 @@ func observe(r types.SecurityGroupRule) (plan.Observed, bool) {
 	default:
 		return plan.Observed{}, false
 	}
-	owned, desc := unmark(aws.ToString(r.Description))
+	raw := aws.ToString(r.Description)
+	owned, desc := unmark(raw)
 	for _, t := range r.Tags {
-		if aws.ToString(t.Key) == tagKey && aws.ToString(t.Value) == tagValue {
+		// The tag survives ModifySecurityGroupRules, so a tagged rule that
+		// someone gave a description of their own is theirs now; the tag
+		// alone marks a rule only while its description is empty.
+		if aws.ToString(t.Key) == tagKey && aws.ToString(t.Value) == tagValue && raw == "" {
 			owned = true
 		}
 	}
