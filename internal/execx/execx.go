@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,7 +48,12 @@ type Runner struct {
 
 	mu    sync.Mutex
 	paths map[string]string
+	calls atomic.Int64
 }
+
+// Calls is the number of programs the runner has started, for benchmarks
+// and tests that count the cost of an operation.
+func (r *Runner) Calls() int64 { return r.calls.Load() }
 
 // Option configures a Runner.
 type Option func(*Runner)
@@ -110,6 +116,7 @@ func (r *Runner) Run(ctx context.Context, stdin []byte, name string, args ...str
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
 	start := time.Now()
+	r.calls.Add(1)
 	err = cmd.Run()
 	code := cmd.ProcessState.ExitCode()
 	r.logger.Debug("exec", "argv", argv, "exit_code", code,
