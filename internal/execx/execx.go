@@ -100,18 +100,26 @@ func (r *Runner) Has(name string) bool {
 
 // Run runs name with args, feeding stdin when not nil, and returns stdout.
 func (r *Runner) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	stdout, _, err := r.RunOutput(ctx, stdin, name, args...)
+	return stdout, err
+}
+
+// RunOutput is Run that also returns stderr, for programs that report
+// trouble there while exiting 0 (firewall-cmd warns of batch items that did
+// not take and still succeeds).
+func (r *Runner) RunOutput(ctx context.Context, stdin []byte, name string, args ...string) (stdout, stderr []byte, err error) {
 	argv := append(append(append([]string(nil), r.prefix...), name), args...)
 	path, err := r.LookPath(argv[0])
 	if err != nil {
-		return nil, &Error{Argv: argv, ExitCode: -1, Err: err}
+		return nil, nil, &Error{Argv: argv, ExitCode: -1, Err: err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, argv[1:]...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.WaitDelay = 2 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -132,7 +140,7 @@ func (r *Runner) Run(ctx context.Context, stdin []byte, name string, args ...str
 		case ctx.Err() != nil:
 			err = fmt.Errorf("interrupted: %w", ctx.Err())
 		}
-		return stdout.Bytes(), &Error{Argv: argv, ExitCode: code, Stderr: stderr.String(), Err: err}
+		return out.Bytes(), errb.Bytes(), &Error{Argv: argv, ExitCode: code, Stderr: errb.String(), Err: err}
 	}
-	return stdout.Bytes(), nil
+	return out.Bytes(), errb.Bytes(), nil
 }

@@ -513,3 +513,47 @@ func TestApply_convergesFromRulesInOneConfigurationOnly(t *testing.T) {
 		t.Errorf("permanent mailfw-allow after the repair:\n%s", rules)
 	}
 }
+
+// A batch item firewall-cmd reports with a warning (the rule was added by
+// someone else between plan and apply) makes the apply read back and count
+// what really holds; a batch without warnings is taken at its word.
+func TestApply_warnedBatchIsReadBackAndCounted(t *testing.T) {
+	fw, b := newTestBackend(t)
+	p := mustPolicy(t, packetPolicy)
+	planApply(t, b, p) // creates the policies
+	more := mustPolicy(t, strings.Replace(packetPolicy, "  - port: smtp\n    from: [anywhere]\n",
+		"  - port: smtp\n    from: [anywhere]\n  - port: submission\n    from: [198.51.100.0/24]\n", 1))
+	tp, err := plan.PlanTarget(context.Background(), more, target, b)
+	if err != nil || len(tp.Changes) != 1 {
+		t.Fatalf("plan = %+v, %v; want one add", tp.Changes, err)
+	}
+	// Someone else adds the very rule, in both configurations.
+	rule := `rule family="ipv4" source address="198.51.100.0/24" port port="587" protocol="tcp" accept`
+	fw.Cmd("--policy="+AllowPolicy, "--add-rich-rule="+rule)
+	fw.Cmd("--permanent", "--policy="+AllowPolicy, "--add-rich-rule="+rule)
+	calls := b.run.Calls()
+	done, err := b.Apply(context.Background(), tp.Changes)
+	if err != nil || len(done) != 1 {
+		t.Fatalf("Apply = %d done, %v; want the add counted as done", len(done), err)
+	}
+	if n := b.run.Calls() - calls; n != 4 {
+		t.Errorf("a warned apply made %d calls, want 4 (2 writes, 2 read-backs)", n)
+	}
+	requireNoChanges(t, b, more)
+
+	// Back to the first policy, then the same add again as a clean batch:
+	// two calls, no read-back.
+	planApply(t, b, p)
+	tp, err = plan.PlanTarget(context.Background(), more, target, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls = b.run.Calls()
+	if _, err := b.Apply(context.Background(), tp.Changes); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.run.Calls() - calls; n != 2 {
+		t.Errorf("a clean apply made %d calls, want 2", n)
+	}
+	requireNoChanges(t, b, more)
+}
