@@ -226,18 +226,7 @@ func (d *scopeDiff) prefix(s string) (netip.Prefix, bool) {
 }
 
 // covers is Observed.Covers with the prefix cache.
-func (d *scopeDiff) covers(o *Observed, r Rule) bool {
-	if o.Family != r.Family && o.Family != FamilyAny && r.Family != FamilyAny {
-		return false
-	}
-	if o.Protocol != "all" && o.Protocol != r.Protocol {
-		return false
-	}
-	if r.Port < o.PortFrom || r.Port > o.PortTo {
-		return false
-	}
-	return d.contains(o.Source, r.Source)
-}
+func (d *scopeDiff) covers(o *Observed, r Rule) bool { return o.coversWith(r, d.contains) }
 
 func (d *scopeDiff) run() error {
 	d.removed, d.used = map[int]bool{}, map[int]bool{}

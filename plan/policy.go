@@ -185,6 +185,3 @@ func digestOf(parts ...[]byte) string {
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
-
-// SourceEntries returns the addresses a name in a from list stands for.
-func (p *Policy) SourceEntries(name string) []SourceEntry { return p.resolve(name) }

@@ -55,7 +55,11 @@ type Observed struct {
 // Covers reports whether o matches every packet the desired rule r matches
 // (same family, TCP or all protocols, r's port inside o's range, r's source
 // inside o's source).
-func (o Observed) Covers(r Rule) bool {
+func (o *Observed) Covers(r Rule) bool { return o.coversWith(r, SourceContains) }
+
+// coversWith is Covers with the source test given, so the diff can use
+// its cache of parsed prefixes.
+func (o *Observed) coversWith(r Rule, contains func(outer, inner string) bool) bool {
 	if o.Family != r.Family && o.Family != FamilyAny && r.Family != FamilyAny {
 		return false
 	}
@@ -65,7 +69,7 @@ func (o Observed) Covers(r Rule) bool {
 	if r.Port < o.PortFrom || r.Port > o.PortTo {
 		return false
 	}
-	return SourceContains(o.Source, r.Source)
+	return contains(o.Source, r.Source)
 }
 
 // Broad reports whether o spans more than one port or every protocol.

@@ -63,7 +63,7 @@ func (h Human) target(t plan.TargetPlan) {
 		kind = t.Type + ", " + t.Kind
 	}
 	fmt.Fprintf(h.W, "%s %s (%s)\n", h.paint(bold, "Target"), h.paint(bold, t.Name), kind)
-	multi := multiScope(t)
+	multi := namesScopes(t)
 	for _, group := range byScope(t.Changes) {
 		if multi {
 			fmt.Fprintf(h.W, "  %s\n", group[0].Scope)
@@ -82,19 +82,30 @@ func (h Human) target(t plan.TargetPlan) {
 	if len(t.Findings) > 0 {
 		fmt.Fprintln(h.W, "  findings:")
 		for _, fd := range t.Findings {
-			h.finding(fd)
+			h.finding(fd, multi)
 		}
 	}
 	fmt.Fprintln(h.W)
 }
 
-func multiScope(t plan.TargetPlan) bool {
+// namesScopes says whether the target's scopes are worth naming: a cloud
+// target's scopes are its security groups, and any target with changes or
+// findings in more than one scope needs them told apart. A host firewall's
+// one scope ("INPUT", "ufw") is noise.
+func namesScopes(t plan.TargetPlan) bool {
+	if t.Type == "aws" || t.Type == "alibaba" {
+		return true
+	}
+	seen := map[string]bool{}
 	for _, c := range t.Changes {
-		if c.Scope != t.Changes[0].Scope {
-			return true
+		seen[c.Scope] = true
+	}
+	for _, f := range t.Findings {
+		if f.Scope != "" {
+			seen[f.Scope] = true
 		}
 	}
-	return len(t.Changes) > 0 && t.Changes[0].Scope != "INPUT" && t.Changes[0].Scope != ""
+	return len(seen) > 1
 }
 
 // byScope groups changes by scope, in the order scopes first appear, and
@@ -135,13 +146,13 @@ var severityColor = map[plan.Severity]string{
 	plan.Critical: red, plan.High: red, plan.Medium: yellow, plan.Low: dim, plan.Info: dim,
 }
 
-func (h Human) finding(f plan.Finding) {
+func (h Human) finding(f plan.Finding, nameScope bool) {
 	sev := fmt.Sprintf("%-8s", strings.ToUpper(string(f.Severity)))
 	where := ""
 	if f.Line > 0 && !h.builtin {
 		where = fmt.Sprintf(" [policy line %d]", f.Line)
 	}
-	if f.Scope != "" && f.Scope != "INPUT" {
+	if f.Scope != "" && nameScope {
 		where += " [" + f.Scope + "]"
 	}
 	fmt.Fprintf(h.W, "    %s %s: %s%s\n", h.paint(severityColor[f.Severity], sev), f.ID, f.Message, where)

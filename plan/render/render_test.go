@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/mailfw/mailfw/internal/golden"
@@ -94,4 +95,25 @@ func TestAuditFormats(t *testing.T) {
 	b.Reset()
 	Human{W: &b}.Audit(samplePlan(t))
 	golden.Check(t, "audit.golden", b.String())
+}
+
+func TestHuman_namesScopesOnlyWhereThereIsAChoice(t *testing.T) {
+	add := func(scope string) plan.Change {
+		return plan.Change{Action: plan.Add, Reason: plan.ReasonMissing, Scope: scope,
+			Rule: plan.Rule{Family: plan.IPv4, Protocol: "tcp", Port: 25, Source: "0.0.0.0/0", Verdict: plan.Allow}}
+	}
+	render := func(tp plan.TargetPlan) string {
+		var b bytes.Buffer
+		Human{W: &b}.Plan(plan.NewFile(plan.DefaultPolicy(), []plan.TargetPlan{tp}))
+		return b.String()
+	}
+	host := render(plan.TargetPlan{Name: "host", Type: "ufw", Kind: "ufw", Changes: []plan.Change{add("ufw")},
+		Findings: []plan.Finding{{ID: "x", Severity: plan.Info, Message: "m", Scope: "ufw"}}})
+	if strings.Contains(host, "\n  ufw\n") || strings.Contains(host, "[ufw]") {
+		t.Errorf("a host firewall's one scope is named:\n%s", host)
+	}
+	cloud := render(plan.TargetPlan{Name: "prod", Type: "aws", Changes: []plan.Change{add("sg-1 (us-east-1)")}})
+	if !strings.Contains(cloud, "\n  sg-1 (us-east-1)\n    + allow") {
+		t.Errorf("a security group is not named:\n%s", cloud)
+	}
 }
